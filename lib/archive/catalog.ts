@@ -1,0 +1,150 @@
+import * as fs from "node:fs/promises";
+import * as path from "node:path";
+import { BackupError } from "../errors";
+import { writeFileAtomic } from "./fsutil";
+
+export type FileState = "live" | "final";
+
+/** An earlier content of a path, kept because the server changed a file we had already archived. */
+export interface FileVersion {
+  size: number;
+  mtime: number;
+  sha256: string;
+  pulledAt: string;
+  keptAt: string;
+  /** archive-relative location of the kept bytes */
+  storedAs: string;
+  reason: "rewritten" | "unknown-local";
+}
+
+/** One record per archived file: the single source of truth for what is safe where. */
+export interface FileRecord {
+  path: string;
+  size: number;
+  /** remote modification time, seconds since the epoch */
+  mtime: number;
+  sha256: string;
+  state: FileState;
+  firstPulledAt: string;
+  pulledAt: string;
+  goneSince?: string;
+  versions?: FileVersion[];
+}
+
+const SNAPSHOT = "catalog.json";
+const JOURNAL = "catalog.journal";
+const FORMAT = 1;
+/** Past this many journal lines the next compaction rewrites the snapshot. */
+const COMPACT_AFTER = 2000;
+
+/**
+ * The catalog is a snapshot plus an append-only journal of whole records. A crash at any instant
+ * leaves at worst a torn last journal line, which has no newline and is ignored: every record
+ * before it was fsynced, and replaying whole records twice changes nothing.
+ */
+export class Catalog {
+  private readonly records = new Map<string, FileRecord>();
+  private journalLines = 0;
+  private pending: Array<{ lines: string; resolve: () => void; reject: (err: unknown) => void }> = [];
+  private flushing: Promise<void> | undefined;
+
+  private constructor(private readonly stateDir: string) {}
+
+  static async load(stateDir: string, options: { writable?: boolean } = {}): Promise<Catalog> {
+    const catalog = new Catalog(stateDir);
+    const snapshot = await readOptional(path.join(stateDir, SNAPSHOT));
+    if (snapshot !== undefined) {
+      let parsed: { format: number; records: FileRecord[] };
+      try {
+        parsed = JSON.parse(snapshot);
+      } catch (err) {
+        throw new BackupError("CATALOG_DAMAGED", `catalog snapshot ${path.join(stateDir, SNAPSHOT)} is not valid JSON`, { cause: err });
+      }
+      if (parsed.format !== FORMAT) {
+        throw new BackupError("CATALOG_FORMAT", `catalog format ${parsed.format} is not supported by this version (${FORMAT})`);
+      }
+      for (const record of parsed.records) catalog.records.set(record.path, record);
+    }
+    const journal = (await readOptional(path.join(stateDir, JOURNAL))) ?? "";
+    const lines = journal.split("\n");
+    lines.pop(); // the text after the last newline is empty, or a torn write that never completed
+    lines.forEach((line, i) => {
+      let record: FileRecord;
+      try {
+        record = JSON.parse(line);
+      } catch (err) {
+        throw new BackupError("CATALOG_DAMAGED", `catalog journal line ${i + 1} is damaged`, { cause: err });
+      }
+      catalog.records.set(record.path, record);
+    });
+    catalog.journalLines = lines.length;
+    if (options.writable && journal.length > 0 && !journal.endsWith("\n")) await catalog.compact(true); // drop the torn tail for good
+    return catalog;
+  }
+
+  get(p: string): FileRecord | undefined {
+    return this.records.get(p);
+  }
+
+  all(): FileRecord[] {
+    return [...this.records.values()];
+  }
+
+  get size(): number {
+    return this.records.size;
+  }
+
+  /**
+   * Makes records durable. Callers that commit while a flush is running are gathered into the next
+   * one, so that many small files cost few fsyncs.
+   */
+  commit(...records: FileRecord[]): Promise<void> {
+    for (const r of records) this.records.set(r.path, structuredClone(r));
+    const lines = records.map((r) => JSON.stringify(r) + "\n").join("");
+    return new Promise((resolve, reject) => {
+      this.pending.push({ lines, resolve, reject });
+      if (!this.flushing) this.flushing = this.flushLoop();
+    });
+  }
+
+  private async flushLoop(): Promise<void> {
+    while (this.pending.length > 0) {
+      const batch = this.pending;
+      this.pending = [];
+      try {
+        const handle = await fs.open(path.join(this.stateDir, JOURNAL), "a");
+        try {
+          await handle.write(batch.map((b) => b.lines).join(""));
+          await handle.sync();
+        } finally {
+          await handle.close();
+        }
+        this.journalLines += batch.length;
+        batch.forEach((b) => b.resolve());
+      } catch (err) {
+        batch.forEach((b) => b.reject(err));
+      }
+    }
+    this.flushing = undefined;
+  }
+
+  /** Folds the journal into a new snapshot when it has grown long (or always, with force). */
+  async compact(force = false): Promise<void> {
+    await this.flushing;
+    if (!force && this.journalLines < COMPACT_AFTER) return;
+    const records = [...this.records.values()].sort((a, b) => (a.path < b.path ? -1 : 1));
+    await writeFileAtomic(path.join(this.stateDir, SNAPSHOT), JSON.stringify({ format: FORMAT, records }));
+    // A crash here replays the old journal over the new snapshot: whole records, so no harm.
+    await writeFileAtomic(path.join(this.stateDir, JOURNAL), "");
+    this.journalLines = 0;
+  }
+}
+
+async function readOptional(file: string): Promise<string | undefined> {
+  try {
+    return await fs.readFile(file, "utf8");
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+    throw err;
+  }
+}

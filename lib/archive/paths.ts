@@ -1,0 +1,48 @@
+import * as path from "node:path";
+import { UnsafeName } from "../errors";
+
+/** The archive's own bookkeeping lives here; no remote name may reach it. */
+export const STATE_DIR = ".tick-backup";
+
+/**
+ * Checks one remote directory entry name. Remote names are untrusted input: a server (or an
+ * attacker on it) chooses them, so anything that could climb out of the archive, hide in the
+ * state area, or not round-trip through UTF-8 is refused rather than "cleaned".
+ */
+export function checkName(name: string): void {
+  if (name.length === 0) throw new UnsafeName(name, "empty name");
+  if (name === "." || name === "..") throw new UnsafeName(name, "dot entry");
+  if (name.includes("/") || name.includes("\\")) throw new UnsafeName(name, "contains a path separator");
+  // eslint-disable-next-line no-control-regex
+  if (/[\u0000-\u001f\u007f]/.test(name)) throw new UnsafeName(name, "contains a control character (NUL, newline, …)");
+  if (name.includes("\ufffd")) throw new UnsafeName(name, "not valid UTF-8");
+  if (Buffer.byteLength(name, "utf8") > 255) throw new UnsafeName(name, "longer than 255 bytes");
+}
+
+/** Joins checked names into the archive-relative path (always "/"-separated). */
+export function joinRel(parent: string, name: string): string {
+  checkName(name);
+  const rel = parent === "" ? name : `${parent}/${name}`;
+  if (rel.split("/")[0] === STATE_DIR) throw new UnsafeName(rel, `${STATE_DIR} is reserved for the archive's own state`);
+  return rel;
+}
+
+/**
+ * Maps an archive-relative path to a local one, and proves the result is inside the root — the last
+ * line of defence should a bad name ever get past checkName.
+ */
+export function localPath(root: string, rel: string): string {
+  const parts = rel.split("/");
+  for (const part of parts) checkName(part);
+  if (parts[0] === STATE_DIR) throw new UnsafeName(rel, `${STATE_DIR} is reserved for the archive's own state`);
+  const resolvedRoot = path.resolve(root);
+  const full = path.resolve(resolvedRoot, ...parts);
+  if (!full.startsWith(resolvedRoot + path.sep)) throw new UnsafeName(rel, "leaves the archive");
+  return full;
+}
+
+/** Joins a remote directory and an archive-relative path into the remote (POSIX) path. */
+export function remotePath(remoteDir: string, rel: string): string {
+  const base = remoteDir.endsWith("/") ? remoteDir.slice(0, -1) : remoteDir;
+  return rel === "" ? base || "/" : `${base}/${rel}`;
+}

@@ -1,0 +1,231 @@
+import type { Archive } from "../archive/archive";
+import type { Catalog, FileRecord } from "../archive/catalog";
+import { BackupError, isRetryable, messageOf } from "../errors";
+import { describeServer, type ServerConfig } from "./connect";
+import { listTree } from "./list";
+import { planPull, type PlanItem, type PlanOptions } from "./plan";
+import { SessionPool, withRetry, type RetryPolicy } from "./session-pool";
+import { Throttle } from "./throttle";
+import { pullGrown, pullNew, pullRewritten, type TransferContext, type TransferResult } from "./transfer";
+
+export interface PullOptions extends PlanOptions {
+  server: ServerConfig;
+  archive: Archive;
+  remoteDir: string;
+  /** files in flight at once (default 4) */
+  concurrency?: number;
+  bwLimitKBps?: number;
+  signal?: AbortSignal;
+  onProgress?: (progress: PullProgress) => void;
+  retry?: Partial<RetryPolicy>;
+  /** no answer for this long counts as a stalled connection (default 30 s) */
+  stallSeconds?: number;
+}
+
+export interface PullProgress {
+  phase: "connecting" | "listing" | "pulling";
+  filesDone: number;
+  filesTotal: number;
+  bytes: number;
+  bytesTotal: number;
+  elapsedMs: number;
+}
+
+export interface PulledFile {
+  path: string;
+  kind: "new" | "grown" | "rewritten";
+  size: number;
+  bytes: number;
+  sha256: string;
+  state: "live" | "final";
+}
+
+export interface Problem {
+  code: string;
+  message: string;
+  path?: string;
+}
+
+/** The pull node's `msg.payload`: what a run did, in plain JSON. */
+export interface PullReport {
+  kind: "pull";
+  archive: string;
+  server: string;
+  remoteDir: string;
+  startedAt: string;
+  finishedAt: string;
+  durationMs: number;
+  counts: {
+    listed: number;
+    new: number;
+    grown: number;
+    unchanged: number;
+    settled: number;
+    touched: number;
+    rewritten: number;
+    gone: number;
+    tooOld: number;
+    excluded: number;
+    refused: number;
+    notRegular: number;
+    failed: number;
+  };
+  /** bytes that crossed the network for file content */
+  bytes: number;
+  files: PulledFile[];
+  rewritten: Array<{ path: string; keptAs: string; oldSha256: string; newSha256: string; wasFinal: boolean }>;
+  problems: Problem[];
+}
+
+/**
+ * One pull run: connect, list, plan, transfer, record. Holds the archive lock throughout, so a
+ * second process never sees a half-updated catalog. Per-file failures become problems in the
+ * report and the other files go on; a failure to connect or list fails the run.
+ */
+export async function pull(options: PullOptions): Promise<PullReport> {
+  const started = Date.now();
+  const report = emptyReport(options, started);
+  return options.archive.withLock(async (catalog, lockLost) => {
+    const signal = options.signal ? AbortSignal.any([options.signal, lockLost]) : lockLost;
+    const policy: RetryPolicy = { retries: options.retry?.retries ?? 3, baseDelayMs: options.retry?.baseDelayMs ?? 1000 };
+    const pool = new SessionPool(options.server, signal);
+    const progress: PullProgress = { phase: "connecting", filesDone: 0, filesTotal: 0, bytes: 0, bytesTotal: 0, elapsedMs: 0 };
+    const tell = () => options.onProgress?.({ ...progress, elapsedMs: Date.now() - started });
+    try {
+      tell();
+      const listing = await withRetry(policy, signal, async () => {
+        const session = await pool.get();
+        progress.phase = "listing";
+        tell();
+        return listTree(session.sftp, options.remoteDir, { signal, onDir: () => undefined });
+      });
+      const plan = planPull(listing, catalog, options);
+      report.counts.listed = listing.files.length;
+      report.counts.refused = listing.refused.length;
+      report.counts.notRegular = listing.skipped.length;
+      report.counts.tooOld = plan.tooOld;
+      report.counts.excluded = plan.excluded;
+      report.counts.gone = plan.gone.length;
+      for (const r of listing.refused) report.problems.push({ code: "UNSAFE_NAME", message: r.reason, path: r.path });
+      await recordBookkeeping(catalog, plan.items, plan.gone, new Date().toISOString(), report);
+
+      const work = plan.items.filter((i) => i.kind !== "unchanged" && i.kind !== "settled");
+      progress.phase = "pulling";
+      progress.filesTotal = work.length;
+      progress.bytesTotal = work.reduce((sum, i) => sum + i.remote.size - (i.kind === "grown" ? i.record!.size : 0), 0);
+      tell();
+      const throttle = Throttle.fromKBps(options.bwLimitKBps);
+      let lastTell = 0;
+      const onBytes = (n: number) => {
+        progress.bytes += n;
+        if (Date.now() - lastTell > 250) (lastTell = Date.now()), tell();
+      };
+
+      await forEachLimit(work, options.concurrency ?? 4, async (item) => {
+        try {
+          const result = await withRetry(policy, signal, async () => {
+            const session = await pool.get();
+            const ctx: TransferContext = {
+              sftp: session.sftp,
+              archive: options.archive,
+              remoteDir: options.remoteDir,
+              now: () => new Date(),
+              read: { signal, throttle, onBytes, stallMs: (options.stallSeconds ?? 30) * 1000 },
+            };
+            try {
+              return await transferOne(ctx, item);
+            } catch (err) {
+              if (isRetryable(err)) pool.discard(session);
+              throw err;
+            }
+          });
+          await catalog.commit(result.record);
+          addResult(report, result);
+        } catch (err) {
+          if (signal.aborted) throw err;
+          report.counts.failed++;
+          report.problems.push({ code: (err as BackupError).code ?? "ERROR", message: messageOf(err), path: item.remote.rel });
+        }
+        progress.filesDone++;
+        tell();
+      });
+    } finally {
+      await pool.close();
+    }
+    report.finishedAt = new Date().toISOString();
+    report.durationMs = Date.now() - started;
+    return report;
+  });
+}
+
+async function transferOne(ctx: TransferContext, item: PlanItem): Promise<TransferResult> {
+  switch (item.kind) {
+    case "new":
+      return pullNew(ctx, item.remote, item.live);
+    case "grown":
+      return (await pullGrown(ctx, item.remote, item.record!, item.live)) ?? pullRewritten(ctx, item.remote, item.record!, item.live);
+    default:
+      return pullRewritten(ctx, item.remote, item.record!, item.live);
+  }
+}
+
+/** Files that need no bytes still change state: settled ones become final, returning ones lose goneSince, gone ones gain it. */
+async function recordBookkeeping(catalog: Catalog, items: PlanItem[], gone: FileRecord[], at: string, report: PullReport): Promise<void> {
+  const changes: FileRecord[] = [];
+  for (const item of items) {
+    if (item.kind === "unchanged") report.counts.unchanged++;
+    if (item.kind === "settled") report.counts.settled++;
+    if ((item.kind === "unchanged" || item.kind === "settled") && (item.kind === "settled" || item.record!.goneSince)) {
+      const { goneSince: _back, ...rest } = item.record!;
+      changes.push({ ...rest, state: item.kind === "settled" ? "final" : item.record!.state });
+    }
+  }
+  for (const record of gone) if (!record.goneSince) changes.push({ ...record, goneSince: at });
+  if (changes.length > 0) await catalog.commit(...changes);
+}
+
+function addResult(report: PullReport, result: TransferResult): void {
+  report.bytes += result.bytes;
+  if (result.kind === "touched") {
+    report.counts.touched++;
+    return;
+  }
+  report.counts[result.kind]++;
+  const r = result.record;
+  report.files.push({ path: r.path, kind: result.kind, size: r.size, bytes: result.bytes, sha256: r.sha256, state: r.state });
+  if (result.rewritten) {
+    report.rewritten.push({ path: r.path, keptAs: result.rewritten.keptAs, oldSha256: result.rewritten.oldSha256, newSha256: r.sha256, wasFinal: result.rewritten.wasFinal });
+    report.problems.push({
+      code: "REWRITTEN",
+      path: r.path,
+      message: `${r.path} changed on the server after it was archived${result.rewritten.wasFinal ? " (it was final)" : ""}; the old content is kept as ${result.rewritten.keptAs}`,
+    });
+  }
+}
+
+function emptyReport(options: PullOptions, started: number): PullReport {
+  const at = new Date(started).toISOString();
+  return {
+    kind: "pull",
+    archive: options.archive.identity.name,
+    server: describeServer(options.server),
+    remoteDir: options.remoteDir,
+    startedAt: at,
+    finishedAt: at,
+    durationMs: 0,
+    counts: { listed: 0, new: 0, grown: 0, unchanged: 0, settled: 0, touched: 0, rewritten: 0, gone: 0, tooOld: 0, excluded: 0, refused: 0, notRegular: 0, failed: 0 },
+    bytes: 0,
+    files: [],
+    rewritten: [],
+    problems: [],
+  };
+}
+
+/** Runs `fn` over `items` with at most `limit` at once; the first thrown error stops the rest. */
+async function forEachLimit<T>(items: T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) await fn(items[next++]);
+  };
+  await Promise.all(Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, worker));
+}

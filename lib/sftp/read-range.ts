@@ -1,0 +1,150 @@
+import type { SFTPWrapper } from "ssh2";
+import { Aborted, messageOf, Stalled, TransferFailed } from "../errors";
+import type { Throttle } from "./throttle";
+
+export interface ReadRangeOptions {
+  /** bytes per READ request (default 128 KiB; the server may answer with less) */
+  chunkSize?: number;
+  /** READ requests in flight (default 64): SFTP speed is window size over round-trip time */
+  depth?: number;
+  signal?: AbortSignal;
+  throttle?: Throttle;
+  /** no answer for this long while requests are out counts as a stalled connection (default 30 s) */
+  stallMs?: number;
+  /** called with every byte count as it arrives, for progress */
+  onBytes?: (n: number) => void;
+  /** label for errors */
+  label?: string;
+}
+
+interface Request {
+  pos: number;
+  len: number;
+  got: number;
+  buf: Buffer;
+}
+
+/**
+ * Reads bytes [start, end) of an open remote file with many requests in flight and hands them to
+ * `sink` strictly in order (so a hash can run over them as they come). A short answer is asked
+ * again for its remainder; EOF before `end` means the file shrank under us.
+ */
+export function readRange(
+  sftp: SFTPWrapper,
+  handle: Buffer,
+  start: number,
+  end: number,
+  sink: (chunk: Buffer) => Promise<void> | void,
+  options: ReadRangeOptions = {},
+): Promise<void> {
+  const chunkSize = options.chunkSize ?? 128 * 1024;
+  const depth = options.depth ?? 64;
+  const stallMs = options.stallMs ?? 30_000;
+  const label = options.label ?? "remote file";
+  const queue: Request[] = [];
+  let next = start;
+  let outstanding = 0;
+  let writing = false;
+  let finished = false;
+  let throttleTimer: NodeJS.Timeout | undefined;
+  let lastAnswer = Date.now();
+
+  return new Promise<void>((resolve, reject) => {
+    if (start >= end) return resolve();
+    const stallTimer = setInterval(() => {
+      if (outstanding > 0 && Date.now() - lastAnswer > stallMs) fail(new Stalled(Math.round(stallMs / 1000)));
+    }, Math.min(1000, stallMs));
+    const onAbort = () => fail(new Aborted());
+    options.signal?.addEventListener("abort", onAbort, { once: true });
+    if (options.signal?.aborted) return onAbort();
+
+    function settle() {
+      finished = true;
+      clearInterval(stallTimer);
+      clearTimeout(throttleTimer);
+      options.signal?.removeEventListener("abort", onAbort);
+    }
+    function fail(err: unknown) {
+      if (finished) return;
+      settle();
+      reject(err);
+    }
+
+    function issue() {
+      throttleTimer = undefined;
+      while (!finished && queue.length < depth && next < end) {
+        const len = Math.min(chunkSize, end - next);
+        const wait = options.throttle?.book(len) ?? 0;
+        const req: Request = { pos: next, len, got: 0, buf: Buffer.allocUnsafe(len) };
+        next += len;
+        queue.push(req);
+        if (wait > 0) {
+          throttleTimer = setTimeout(() => {
+            send(req);
+            issue();
+          }, wait);
+          return;
+        }
+        send(req);
+      }
+    }
+
+    function send(req: Request) {
+      if (finished) return;
+      outstanding++;
+      sftp.read(handle, req.buf, req.got, req.len - req.got, req.pos + req.got, (err: Error | undefined, nb: number) => {
+        outstanding--;
+        lastAnswer = Date.now();
+        if (finished) return;
+        if (err) return fail(new TransferFailed(label, `read failed at byte ${req.pos + req.got}: ${messageOf(err)}`, { retryable: true, cause: err }));
+        if (nb === 0) {
+          return fail(new TransferFailed(label, `ended at byte ${req.pos + req.got}, expected ${end}: the file shrank on the server`, { retryable: false }));
+        }
+        options.onBytes?.(nb);
+        req.got += nb;
+        if (req.got < req.len) return send(req);
+        drain();
+      });
+    }
+
+    async function drain() {
+      if (writing) return;
+      writing = true;
+      try {
+        while (!finished && queue.length > 0 && queue[0].got === queue[0].len) {
+          await sink(queue.shift()!.buf);
+          if (!throttleTimer) issue();
+        }
+      } catch (err) {
+        return fail(err);
+      } finally {
+        writing = false;
+      }
+      if (finished) return;
+      if (queue.length === 0 && next >= end) {
+        settle();
+        resolve();
+      } else if (queue.length > 0 && queue[0].got === queue[0].len) {
+        drain();
+      }
+    }
+
+    issue();
+  });
+}
+
+/** Promise wrappers for the few SFTP calls around a read. */
+export function openRemote(sftp: SFTPWrapper, path: string): Promise<Buffer> {
+  return new Promise((resolve, reject) =>
+    sftp.open(path, "r", (err, handle) => (err ? reject(new TransferFailed(path, `cannot open: ${messageOf(err)}`, { retryable: isNetwork(err), cause: err })) : resolve(handle))),
+  );
+}
+
+export function closeRemote(sftp: SFTPWrapper, handle: Buffer): Promise<void> {
+  return new Promise((resolve) => sftp.close(handle, () => resolve()));
+}
+
+/** SFTP status errors (no such file, permission denied) carry a numeric code; network ones do not. */
+function isNetwork(err: unknown): boolean {
+  return typeof (err as { code?: unknown }).code !== "number";
+}

@@ -1,0 +1,268 @@
+import * as fs from "node:fs/promises";
+import * as path from "node:path";
+import { createHash, type Hash } from "node:crypto";
+import type { SFTPWrapper } from "ssh2";
+import type { Archive } from "../archive/archive";
+import type { FileRecord, FileVersion } from "../archive/catalog";
+import { exists, fsyncDir, sizeOf } from "../archive/fsutil";
+import { localPath, remotePath } from "../archive/paths";
+import { BackupError, TransferFailed } from "../errors";
+import type { RemoteFile } from "./list";
+import { closeRemote, openRemote, readRange, type ReadRangeOptions } from "./read-range";
+
+export interface TransferContext {
+  sftp: SFTPWrapper;
+  archive: Archive;
+  remoteDir: string;
+  read: ReadRangeOptions;
+  now: () => Date;
+}
+
+export interface TransferResult {
+  kind: "new" | "grown" | "rewritten" | "touched";
+  record: FileRecord;
+  /** bytes that crossed the network for the file's content (checks included) */
+  bytes: number;
+  rewritten?: { keptAs: string; oldSha256: string; wasFinal: boolean };
+}
+
+/** How much of the already-archived end of a file is compared with the server before trusting it. */
+const CHECK_WINDOW = 64 * 1024;
+
+/**
+ * A new file: downloaded into the state area under a temporary name (resuming what an earlier,
+ * interrupted run left there), hashed while it streams, fsynced, and only then renamed into place.
+ */
+export async function pullNew(ctx: TransferContext, remote: RemoteFile, live: boolean, previous?: FileRecord): Promise<TransferResult> {
+  const { part, bytes, sha256 } = await downloadToPartial(ctx, remote);
+  const dest = localPath(ctx.archive.root, remote.rel);
+  const versions = [...(previous?.versions ?? [])];
+  if (await exists(dest)) {
+    // A file the catalog does not know (copied in by hand, or placed just before a crash).
+    const localSha = await hashFile(dest);
+    if (localSha !== sha256) versions.push(await keepVersion(ctx, remote.rel, dest, { size: (await sizeOf(dest)) ?? 0, mtime: 0, sha256: localSha, pulledAt: "" }, "unknown-local"));
+  }
+  await placeFile(part, dest);
+  const at = ctx.now().toISOString();
+  const record: FileRecord = {
+    path: remote.rel,
+    size: remote.size,
+    mtime: remote.mtime,
+    sha256,
+    state: live ? "live" : "final",
+    firstPulledAt: previous?.firstPulledAt ?? at,
+    pulledAt: at,
+    ...(versions.length > 0 ? { versions } : {}),
+  };
+  return { kind: "new", record, bytes };
+}
+
+/**
+ * A grown file: its archived bytes must still be the server's (a window before the old end is
+ * compared), and still be what the catalog says; then only the new bytes are fetched and appended.
+ * Returns undefined when the old bytes differ on the server: the caller treats it as rewritten.
+ */
+export async function pullGrown(ctx: TransferContext, remote: RemoteFile, record: FileRecord, live: boolean): Promise<TransferResult | undefined> {
+  const dest = localPath(ctx.archive.root, remote.rel);
+  const localSize = await sizeOf(dest);
+  if (localSize === undefined) return pullNew(ctx, remote, live, record); // deleted locally by hand: fetch it whole again
+  if (localSize < record.size) {
+    throw new BackupError("ARCHIVE_DAMAGED", `${remote.rel}: archived copy is ${localSize} bytes, the catalog says ${record.size}; not appending to a damaged file`);
+  }
+  if (localSize > record.size) await fs.truncate(dest, record.size); // an append that a crash interrupted: redo it
+
+  const sftp = ctx.sftp;
+  const rpath = remotePath(ctx.remoteDir, remote.rel);
+  const handle = await openRemote(sftp, rpath);
+  try {
+    const windowStart = Math.max(0, record.size - CHECK_WINDOW);
+    const theirs = await readAll(ctx, handle, rpath, windowStart, record.size);
+    const ours = await readLocal(dest, windowStart, record.size - windowStart);
+    if (!theirs.equals(ours)) return undefined;
+
+    const hash = createHash("sha256");
+    await hashInto(hash, dest, record.size);
+    if (hash.copy().digest("hex") !== record.sha256) {
+      throw new BackupError("ARCHIVE_DAMAGED", `${remote.rel}: archived copy no longer matches its catalog hash (disk error or tampering); not appending`);
+    }
+    const out = await fs.open(dest, "a");
+    try {
+      await readRange(sftp, handle, record.size, remote.size, async (chunk) => {
+        hash.update(chunk);
+        await out.write(chunk);
+      }, { ...ctx.read, label: rpath });
+      await out.sync();
+    } finally {
+      await out.close();
+    }
+    const at = ctx.now().toISOString();
+    return {
+      kind: "grown",
+      record: { ...record, size: remote.size, mtime: remote.mtime, sha256: hash.digest("hex"), state: live ? "live" : "final", pulledAt: at, goneSince: undefined },
+      bytes: remote.size - record.size + theirs.length,
+    };
+  } finally {
+    await closeRemote(sftp, handle);
+  }
+}
+
+/**
+ * The server's file differs from the archived one in size or mtime without having grown. It is
+ * fetched whole; same content means it was only touched. Otherwise the archived bytes are kept as a
+ * version (a hard link, so they are never absent for an instant) and the new content takes the path.
+ */
+export async function pullRewritten(ctx: TransferContext, remote: RemoteFile, record: FileRecord, live: boolean): Promise<TransferResult> {
+  const { part, bytes, sha256 } = await downloadToPartial(ctx, remote);
+  const at = ctx.now().toISOString();
+  if (sha256 === record.sha256) {
+    await fs.rm(part, { force: true });
+    return { kind: "touched", record: { ...record, mtime: remote.mtime, state: live ? "live" : "final", goneSince: undefined }, bytes };
+  }
+  const dest = localPath(ctx.archive.root, remote.rel);
+  const versions = [...(record.versions ?? [])];
+  let keptAs = "";
+  if (await exists(dest)) {
+    const version = await keepVersion(ctx, remote.rel, dest, record, "rewritten");
+    versions.push(version);
+    keptAs = version.storedAs;
+  }
+  await placeFile(part, dest);
+  return {
+    kind: "rewritten",
+    record: { ...record, size: remote.size, mtime: remote.mtime, sha256, state: live ? "live" : "final", pulledAt: at, goneSince: undefined, versions },
+    bytes,
+    rewritten: { keptAs, oldSha256: record.sha256, wasFinal: record.state === "final" },
+  };
+}
+
+interface PartialMeta {
+  rel: string;
+  mtime: number;
+  size: number;
+}
+
+/** Downloads a whole file into the state area's partial folder, resuming an earlier attempt when it is safe to. */
+async function downloadToPartial(ctx: TransferContext, remote: RemoteFile): Promise<{ part: string; bytes: number; sha256: string }> {
+  const key = createHash("sha256").update(remote.rel).digest("hex").slice(0, 24);
+  const part = path.join(ctx.archive.partialDir, `${key}.part`);
+  const metaFile = path.join(ctx.archive.partialDir, `${key}.json`);
+  const rpath = remotePath(ctx.remoteDir, remote.rel);
+  const handle = await openRemote(ctx.sftp, rpath);
+  let bytes = 0;
+  try {
+    const hash = createHash("sha256");
+    let resumeFrom = await resumablePrefix(ctx, handle, rpath, remote, part, metaFile);
+    if (resumeFrom > 0) {
+      bytes += Math.min(CHECK_WINDOW, resumeFrom);
+      await hashInto(hash, part, resumeFrom);
+    } else {
+      resumeFrom = 0;
+      await fs.writeFile(metaFile, JSON.stringify({ rel: remote.rel, mtime: remote.mtime, size: remote.size } satisfies PartialMeta));
+    }
+    const out = await fs.open(part, resumeFrom > 0 ? "r+" : "w");
+    try {
+      await out.truncate(resumeFrom);
+      let pos = resumeFrom;
+      await readRange(ctx.sftp, handle, resumeFrom, remote.size, async (chunk) => {
+        hash.update(chunk);
+        await out.write(chunk, 0, chunk.length, pos);
+        pos += chunk.length;
+      }, { ...ctx.read, label: rpath });
+      await out.sync();
+    } finally {
+      await out.close();
+    }
+    bytes += remote.size - resumeFrom;
+    await fs.rm(metaFile, { force: true });
+    return { part, bytes, sha256: hash.digest("hex") };
+  } finally {
+    await closeRemote(ctx.sftp, handle);
+  }
+}
+
+/** Bytes of an earlier partial download that still match the server (its last window is compared). */
+async function resumablePrefix(ctx: TransferContext, handle: Buffer, rpath: string, remote: RemoteFile, part: string, metaFile: string): Promise<number> {
+  const have = await sizeOf(part);
+  if (!have) return 0;
+  let meta: PartialMeta;
+  try {
+    meta = JSON.parse(await fs.readFile(metaFile, "utf8"));
+  } catch {
+    return 0;
+  }
+  if (meta.rel !== remote.rel || have > remote.size || remote.mtime < meta.mtime) return 0;
+  const start = Math.max(0, have - CHECK_WINDOW);
+  const [theirs, ours] = await Promise.all([readAll(ctx, handle, rpath, start, have), readLocal(part, start, have - start)]);
+  return theirs.equals(ours) ? have : 0;
+}
+
+/** Renames a complete, fsynced file into its place in the archive tree, creating folders durably. */
+async function placeFile(part: string, dest: string): Promise<void> {
+  const dir = path.dirname(dest);
+  const created = await fs.mkdir(dir, { recursive: true });
+  await fs.rename(part, dest);
+  await fsyncDir(dir);
+  if (created) {
+    for (let d = dir; d !== path.dirname(created); d = path.dirname(d)) await fsyncDir(path.dirname(d));
+  }
+}
+
+/** Keeps the bytes now at `dest` under the versions folder, named by their hash (so a retry finds them). */
+async function keepVersion(ctx: TransferContext, rel: string, dest: string, old: Pick<FileRecord, "size" | "mtime" | "sha256" | "pulledAt">, reason: FileVersion["reason"]): Promise<FileVersion> {
+  const storedAs = `.tick-backup/versions/${rel}~${old.sha256.slice(0, 16)}`;
+  const target = path.join(ctx.archive.root, ...storedAs.split("/"));
+  await fs.mkdir(path.dirname(target), { recursive: true });
+  try {
+    await fs.link(dest, target);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== "EEXIST") {
+      // Filesystems without hard links: a copy, fsynced, is as good (only slower).
+      if ((err as NodeJS.ErrnoException).code !== "EPERM" && (err as NodeJS.ErrnoException).code !== "ENOTSUP") throw err;
+      await fs.copyFile(dest, target, fs.constants.COPYFILE_EXCL);
+      const h = await fs.open(target, "r");
+      await h.sync().finally(() => h.close());
+    }
+  }
+  await fsyncDir(path.dirname(target));
+  return { size: old.size, mtime: old.mtime, sha256: old.sha256, pulledAt: old.pulledAt, keptAt: ctx.now().toISOString(), storedAs, reason };
+}
+
+async function readAll(ctx: TransferContext, handle: Buffer, rpath: string, start: number, end: number): Promise<Buffer> {
+  const parts: Buffer[] = [];
+  await readRange(ctx.sftp, handle, start, end, (c) => void parts.push(c), { ...ctx.read, label: rpath });
+  return Buffer.concat(parts);
+}
+
+async function readLocal(file: string, position: number, length: number): Promise<Buffer> {
+  const h = await fs.open(file, "r");
+  try {
+    const buf = Buffer.alloc(length);
+    const { bytesRead } = await h.read(buf, 0, length, position);
+    if (bytesRead !== length) throw new TransferFailed(file, `local file is shorter than expected`);
+    return buf;
+  } finally {
+    await h.close();
+  }
+}
+
+/** Feeds the first `length` bytes of a local file into `hash`. */
+async function hashInto(hash: Hash, file: string, length: number): Promise<void> {
+  const h = await fs.open(file, "r");
+  try {
+    const buf = Buffer.allocUnsafe(1024 * 1024);
+    for (let pos = 0; pos < length; ) {
+      const { bytesRead } = await h.read(buf, 0, Math.min(buf.length, length - pos), pos);
+      if (bytesRead === 0) throw new TransferFailed(file, "local file ended early");
+      hash.update(buf.subarray(0, bytesRead));
+      pos += bytesRead;
+    }
+  } finally {
+    await h.close();
+  }
+}
+
+export async function hashFile(file: string): Promise<string> {
+  const hash = createHash("sha256");
+  await hashInto(hash, file, (await fs.stat(file)).size);
+  return hash.digest("hex");
+}

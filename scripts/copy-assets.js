@@ -1,0 +1,21 @@
+// Node-RED looks for a node's .html and icons/ beside the compiled .js: copy them there.
+"use strict";
+const fs = require("fs");
+const path = require("path");
+
+const root = path.join(__dirname, "..");
+const nodesSrc = path.join(root, "nodes");
+const nodesOut = path.join(root, "dist", "nodes");
+
+for (const dir of fs.readdirSync(nodesSrc, { withFileTypes: true })) {
+  if (!dir.isDirectory()) continue;
+  for (const file of fs.readdirSync(path.join(nodesSrc, dir.name))) {
+    if (!file.endsWith(".html")) continue;
+    fs.mkdirSync(path.join(nodesOut, dir.name), { recursive: true });
+    fs.copyFileSync(path.join(nodesSrc, dir.name, file), path.join(nodesOut, dir.name, file));
+  }
+  const icons = path.join(root, "icons");
+  if (fs.existsSync(path.join(nodesOut, dir.name)) && fs.existsSync(icons)) {
+    fs.cpSync(icons, path.join(nodesOut, dir.name, "icons"), { recursive: true });
+  }
+}
