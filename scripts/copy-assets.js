@@ -9,13 +9,15 @@ const nodesOut = path.join(root, "dist", "nodes");
 
 for (const dir of fs.readdirSync(nodesSrc, { withFileTypes: true })) {
   if (!dir.isDirectory()) continue;
+  let hasHtml = false;
   for (const file of fs.readdirSync(path.join(nodesSrc, dir.name))) {
     if (!file.endsWith(".html")) continue;
+    hasHtml = true;
     fs.mkdirSync(path.join(nodesOut, dir.name), { recursive: true });
     fs.copyFileSync(path.join(nodesSrc, dir.name, file), path.join(nodesOut, dir.name, file));
   }
   const icons = path.join(root, "icons");
-  if (fs.existsSync(path.join(nodesOut, dir.name)) && fs.existsSync(icons)) {
+  if (hasHtml && fs.existsSync(icons)) {
     fs.cpSync(icons, path.join(nodesOut, dir.name, "icons"), { recursive: true });
   }
 }

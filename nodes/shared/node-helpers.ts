@@ -1,0 +1,74 @@
+import type { Node, NodeMessage, NodeStatus } from "node-red";
+import { BackupError, messageOf } from "../../lib/errors";
+
+/**
+ * One run at a time per node. A message that arrives during a run is answered at once with a
+ * report saying so, instead of starting a second run over the same files.
+ */
+export function runGuard(node: Node) {
+  let running: Promise<void> | undefined;
+  return {
+    get busy(): boolean {
+      return running !== undefined;
+    },
+    run(task: () => Promise<void>): Promise<void> | undefined {
+      if (running) return undefined;
+      running = task().finally(() => (running = undefined));
+      return running;
+    },
+    /** resolves when the current run (if any) has ended */
+    settled(): Promise<void> {
+      return running ? running.catch(() => undefined) : Promise.resolve();
+    },
+    node,
+  };
+}
+
+/** The busy answer, in the same shape as every report. */
+export function busyReport(kind: string, archive: string): Record<string, unknown> {
+  const at = new Date().toISOString();
+  return { kind, archive, busy: true, startedAt: at, finishedAt: at, problems: [{ code: "BUSY", message: "a run is already in progress; this message did not start another" }] };
+}
+
+/** The one place a failure turns into a red status, a log line and `done(err)` (which reaches catch nodes). */
+export function reportFailure(node: Node, err: unknown, done: (err?: Error) => void): void {
+  const error = err instanceof Error ? err : new Error(String(err));
+  node.status({ fill: "red", shape: "ring", text: shortStatus(error) });
+  done(error);
+}
+
+function shortStatus(err: Error): string {
+  if (err instanceof BackupError) {
+    if (err.code === "HOST_KEY_CHANGED") return "HOST KEY CHANGED";
+    if (err.code === "HOST_KEY_NOT_PINNED") return "host key not pinned";
+  }
+  const text = messageOf(err);
+  return text.length > 60 ? text.slice(0, 57) + "…" : text;
+}
+
+/** A progress status, rate-limited by the caller. */
+export function progressStatus(text: string): NodeStatus {
+  return { fill: "blue", shape: "dot", text };
+}
+
+export function formatBytes(n: number): string {
+  if (n < 1000) return `${n} B`;
+  const units = ["kB", "MB", "GB", "TB"];
+  let v = n;
+  let i = -1;
+  do {
+    v /= 1000;
+    i++;
+  } while (v >= 1000 && i < units.length - 1);
+  return `${v >= 100 ? v.toFixed(0) : v.toFixed(1)} ${units[i]}`;
+}
+
+export function formatDuration(ms: number): string {
+  const s = Math.round(ms / 1000);
+  if (s < 120) return `${s}s`;
+  const m = Math.round(s / 60);
+  return m < 120 ? `${m}m` : `${Math.round(m / 60)}h`;
+}
+
+export type SendFn = (msg: NodeMessage | Array<NodeMessage | null>) => void;
+export type DoneFn = (err?: Error) => void;
