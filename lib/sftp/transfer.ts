@@ -75,16 +75,17 @@ export async function pullGrown(ctx: TransferContext, remote: RemoteFile, record
   const rpath = remotePath(ctx.remoteDir, remote.rel);
   const handle = await openRemote(sftp, rpath);
   try {
-    const windowStart = Math.max(0, record.size - CHECK_WINDOW);
-    const theirs = await readAll(ctx, handle, rpath, windowStart, record.size);
-    const ours = await readLocal(dest, windowStart, record.size - windowStart);
-    if (!theirs.equals(ours)) return undefined;
-
+    // Our copy first: if it rotted, a difference from the server says nothing about the server.
     const hash = createHash("sha256");
     await hashInto(hash, dest, record.size);
     if (hash.copy().digest("hex") !== record.sha256) {
       throw new BackupError("ARCHIVE_DAMAGED", `${remote.rel}: archived copy no longer matches its catalog hash (disk error or tampering); not appending`);
     }
+    const windowStart = Math.max(0, record.size - CHECK_WINDOW);
+    const theirs = await readAll(ctx, handle, rpath, windowStart, record.size);
+    const ours = await readLocal(dest, windowStart, record.size - windowStart);
+    if (!theirs.equals(ours)) return undefined;
+
     const out = await fs.open(dest, "a");
     try {
       await readRange(sftp, handle, record.size, remote.size, async (chunk) => {
@@ -122,7 +123,8 @@ export async function pullRewritten(ctx: TransferContext, remote: RemoteFile, re
   const versions = [...(record.versions ?? [])];
   let keptAs = "";
   if (await exists(dest)) {
-    const version = await keepVersion(ctx, remote.rel, dest, record, "rewritten");
+    // Label the kept bytes with what they really are, even if the archived copy had rotted.
+    const version = await keepVersion(ctx, remote.rel, dest, { ...record, sha256: await hashFile(dest) }, "rewritten");
     versions.push(version);
     keptAs = version.storedAs;
   }

@@ -1,0 +1,127 @@
+import { strict as assert } from "node:assert";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { execFile } from "node:child_process";
+import { promisify } from "node:util";
+import { Archive } from "../lib/archive/archive";
+import { Catalog, type FileRecord } from "../lib/archive/catalog";
+import { checkName, joinRel, localPath } from "../lib/archive/paths";
+import { ArchiveLocked, BackupError, UnsafeName } from "../lib/errors";
+import { tempDir } from "./support/tree";
+
+const run = promisify(execFile);
+
+function record(p: string, size = 1): FileRecord {
+  return { path: p, size, mtime: 1, sha256: "a".repeat(64), state: "final", firstPulledAt: "x", pulledAt: "x" };
+}
+
+describe("archive", () => {
+  describe("remote names", () => {
+    for (const bad of ["..", ".", "", "a/b", "a\\b", "x\u0000y", "line\nbreak", "tab\there", "del\u007f", "bad\ufffdutf8", "é".repeat(200)]) {
+      it(`refuses ${JSON.stringify(bad).slice(0, 30)}`, () => assert.throws(() => checkName(bad), UnsafeName));
+    }
+    it("accepts spaces, unicode, leading dashes and quotes", () => {
+      for (const ok of ["file name.csv", "日本円 €.csv", "-rf", "it's;$(x).csv", "..hidden", "a..b"]) checkName(ok);
+    });
+    it("keeps the state area out of reach of remote names", () => {
+      assert.throws(() => joinRel("", ".tick-backup"), UnsafeName);
+      assert.throws(() => localPath("/archive", ".tick-backup/catalog.json"), UnsafeName);
+      assert.equal(joinRel("sub", ".tick-backup"), "sub/.tick-backup"); // only the top level is reserved
+    });
+    it("maps to a path inside the root, never outside", () => {
+      assert.equal(localPath("/a/root", "x/y.csv"), path.join("/a/root", "x", "y.csv"));
+      assert.throws(() => localPath("/a/root", "../y"), UnsafeName);
+      assert.throws(() => localPath("/a/root", "x//y"), UnsafeName);
+    });
+  });
+
+  describe("open", () => {
+    it("refuses a folder that does not exist and does not create it", async () => {
+      const missing = path.join(tempDir(), "unplugged-disk");
+      await assert.rejects(Archive.open(missing), (err: BackupError) => err.code === "ARCHIVE_MISSING" && /mounted/.test(err.message));
+      assert.equal(fs.existsSync(missing), false);
+    });
+    it("refuses a relative path", async () => {
+      await assert.rejects(Archive.open("relative/dir"), /absolute/);
+    });
+    it("keeps its identity across opens", async () => {
+      const dir = tempDir();
+      const a = await Archive.open(dir, { name: "ticks" });
+      const b = await Archive.open(dir, { name: "other" });
+      assert.equal(a.identity.id, b.identity.id);
+      assert.equal(b.identity.name, "ticks");
+    });
+  });
+
+  describe("catalog", () => {
+    it("survives reloads and compaction with every record", async () => {
+      const dir = tempDir();
+      const cat = await Catalog.load(dir, { writable: true });
+      await Promise.all(Array.from({ length: 300 }, (_, i) => cat.commit(record(`f${i}`, i))));
+      assert.equal((await Catalog.load(dir)).size, 300);
+      await cat.compact(true);
+      assert.equal(fs.readFileSync(path.join(dir, "catalog.journal"), "utf8"), "");
+      const again = await Catalog.load(dir);
+      assert.equal(again.size, 300);
+      assert.equal(again.get("f299")?.size, 299);
+    });
+
+    it("ignores a torn last journal line (a crash mid-write) and keeps everything before it", async () => {
+      const dir = tempDir();
+      const cat = await Catalog.load(dir, { writable: true });
+      await cat.commit(record("a", 1), record("b", 2));
+      fs.appendFileSync(path.join(dir, "catalog.journal"), JSON.stringify(record("c", 3)).slice(0, 25));
+      const loaded = await Catalog.load(dir, { writable: true });
+      assert.deepEqual(loaded.all().map((r) => r.path).sort(), ["a", "b"]);
+      assert.ok(!fs.readFileSync(path.join(dir, "catalog.journal"), "utf8").includes('"c"'), "torn tail dropped on writable load");
+    });
+
+    it("replaying the journal over a newer snapshot changes nothing (crash during compaction)", async () => {
+      const dir = tempDir();
+      const cat = await Catalog.load(dir, { writable: true });
+      await cat.commit(record("a", 1));
+      const journal = fs.readFileSync(path.join(dir, "catalog.journal"));
+      await cat.commit(record("a", 5));
+      await cat.compact(true);
+      fs.writeFileSync(path.join(dir, "catalog.journal"), journal); // old journal left behind
+      await cat.commit(record("a", 5));
+      assert.equal((await Catalog.load(dir)).get("a")?.size, 5);
+    });
+
+    it("reports a damaged line in the middle instead of guessing", async () => {
+      const dir = tempDir();
+      fs.writeFileSync(path.join(dir, "catalog.journal"), `${JSON.stringify(record("a"))}\n{not json\n${JSON.stringify(record("b"))}\n`);
+      await assert.rejects(Catalog.load(dir), (err: BackupError) => err.code === "CATALOG_DAMAGED");
+    });
+  });
+
+  describe("lock", () => {
+    it("lets one run at a time hold the archive, also across processes", async () => {
+      const dir = tempDir();
+      const archive = await Archive.open(dir);
+      let inside = false;
+      await archive.withLock(async () => {
+        inside = true;
+        await assert.rejects(archive.withLock(async () => undefined), ArchiveLocked);
+        const script = `require(${JSON.stringify(path.join(__dirname, "../lib/archive/archive.js"))}).Archive.open(${JSON.stringify(dir)})` +
+          `.then(a => a.withLock(async () => 0)).then(() => process.exit(0), e => { console.log(e.code); process.exit(3); })`;
+        const child = await run(process.execPath, ["-e", script]).then(() => ({ code: 0, out: "" }), (e) => ({ code: e.code, out: String(e.stdout) }));
+        assert.equal(child.code, 3);
+        assert.match(child.out, /ARCHIVE_LOCKED/);
+      });
+      assert.ok(inside);
+      await archive.withLock(async () => undefined); // released
+    });
+
+    it("a second process writing while the first holds no lock sees all records", async () => {
+      const dir = tempDir();
+      const archive = await Archive.open(dir);
+      await archive.withLock((cat) => cat.commit(record("one")));
+      const script = `const {Archive}=require(${JSON.stringify(path.join(__dirname, "../lib/archive/archive.js"))});` +
+        `Archive.open(${JSON.stringify(dir)}).then(a=>a.withLock(c=>c.commit(${JSON.stringify(record("two"))})))`;
+      await run(process.execPath, ["-e", script]);
+      const paths = await archive.withLock(async (cat) => cat.all().map((r) => r.path).sort());
+      assert.deepEqual(paths, ["one", "two"]);
+    });
+  });
+});
