@@ -25,6 +25,12 @@ export interface SftpSession {
   destroy(): void;
   /** resolves when the connection is gone, for whatever reason */
   readonly closed: Promise<void>;
+  isOpen(): boolean;
+  /**
+   * Settles with `request`, or fails once the connection is gone: ssh2 never answers a request made
+   * on (or pending at) a dead connection, and a run must not wait for it forever.
+   */
+  whileOpen<T>(request: Promise<T>): Promise<T>;
 }
 
 export function describeServer(cfg: Pick<ServerConfig, "host" | "port" | "username">): string {
@@ -67,7 +73,14 @@ export async function connect(cfg: ServerConfig, options: { signal?: AbortSignal
   let offered = "";
   let lastError: Error | undefined;
   let markClosed!: () => void;
-  const closed = new Promise<void>((resolve) => (markClosed = resolve));
+  let open = true;
+  const closed = new Promise<void>((resolve) => (markClosed = resolve)).then(() => {
+    open = false;
+  });
+  const lost = closed.then(() => {
+    throw new ConnectFailed(cfg.host, port, "connection lost");
+  });
+  lost.catch(() => undefined);
   // Our own listeners: the library would otherwise print every error and close to the console.
   const client = new SftpClient(describeServer(cfg), {
     error: (err: unknown) => {
@@ -101,6 +114,8 @@ export async function connect(cfg: ServerConfig, options: { signal?: AbortSignal
       sftp,
       label: describeServer(cfg),
       closed,
+      isOpen: () => open,
+      whileOpen: (request) => Promise.race([request, lost]),
       end: async () => {
         await client.end().catch(() => undefined);
         sock.destroy();

@@ -126,6 +126,7 @@ export async function pull(options: PullOptions): Promise<PullReport> {
           const result = await withRetry(policy, signal, async () => {
             const session = await pool.get();
             const ctx: TransferContext = {
+              session,
               sftp: session.sftp,
               archive: options.archive,
               remoteDir: options.remoteDir,

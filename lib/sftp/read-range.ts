@@ -1,6 +1,7 @@
 import type { SFTPWrapper } from "ssh2";
 import { Aborted, messageOf, Stalled, TransferFailed } from "../errors";
 import type { Throttle } from "./throttle";
+import type { SftpSession } from "./connect";
 
 export interface ReadRangeOptions {
   /** bytes per READ request (default 128 KiB; the server may answer with less) */
@@ -134,14 +135,18 @@ export function readRange(
 }
 
 /** Promise wrappers for the few SFTP calls around a read. */
-export function openRemote(sftp: SFTPWrapper, path: string): Promise<Buffer> {
-  return new Promise((resolve, reject) =>
-    sftp.open(path, "r", (err, handle) => (err ? reject(new TransferFailed(path, `cannot open: ${messageOf(err)}`, { retryable: isNetwork(err), cause: err })) : resolve(handle))),
+export function openRemote(session: SftpSession, path: string): Promise<Buffer> {
+  return session.whileOpen(
+    new Promise((resolve, reject) =>
+      session.sftp.open(path, "r", (err, handle) => (err ? reject(new TransferFailed(path, `cannot open: ${messageOf(err)}`, { retryable: isNetwork(err), cause: err })) : resolve(handle))),
+    ),
   );
 }
 
-export function closeRemote(sftp: SFTPWrapper, handle: Buffer): Promise<void> {
-  return new Promise((resolve) => sftp.close(handle, () => resolve()));
+/** Closing never fails a transfer: on a dead connection the handle is gone anyway. */
+export function closeRemote(session: SftpSession, handle: Buffer): Promise<void> {
+  if (!session.isOpen()) return Promise.resolve();
+  return session.whileOpen(new Promise<void>((resolve) => session.sftp.close(handle, () => resolve()))).catch(() => undefined);
 }
 
 /** SFTP status errors (no such file, permission denied) carry a numeric code; network ones do not. */

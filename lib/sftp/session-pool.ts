@@ -14,17 +14,24 @@ export interface RetryPolicy {
  */
 export class SessionPool {
   private current: Promise<SftpSession> | undefined;
+  private resolved: SftpSession | undefined;
 
   constructor(private readonly server: ServerConfig, private readonly signal?: AbortSignal) {}
 
   get(): Promise<SftpSession> {
+    if (this.resolved && !this.resolved.isOpen() && this.current) {
+      this.current = undefined;
+    }
     if (!this.current) {
       const attempt = connect(this.server, { signal: this.signal });
       this.current = attempt;
       attempt.then(
-        (s) => s.closed.then(() => {
-          if (this.current === attempt) this.current = undefined;
-        }),
+        (s) => {
+          this.resolved = s;
+          s.closed.then(() => {
+            if (this.current === attempt) this.current = undefined;
+          });
+        },
         () => {
           if (this.current === attempt) this.current = undefined;
         },
@@ -36,6 +43,12 @@ export class SessionPool {
   /** Drops a session that misbehaved (stall, protocol error) so the next get() reconnects. */
   discard(session: SftpSession): void {
     session.destroy();
+    // Forget it now, not when its close event comes: a caller in between must not get a dead session.
+    const current = this.current;
+    current?.then((s) => {
+      if (s === session && this.current === current) this.current = undefined;
+    }, () => undefined);
+    if (this.resolved === session) this.current = undefined;
   }
 
   async close(): Promise<void> {

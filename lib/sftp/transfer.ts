@@ -2,6 +2,7 @@ import * as fs from "node:fs/promises";
 import * as path from "node:path";
 import { createHash, type Hash } from "node:crypto";
 import type { SFTPWrapper } from "ssh2";
+import type { SftpSession } from "./connect";
 import type { Archive } from "../archive/archive";
 import type { FileRecord, FileVersion } from "../archive/catalog";
 import { exists, fsyncDir, sizeOf } from "../archive/fsutil";
@@ -11,6 +12,7 @@ import type { RemoteFile } from "./list";
 import { closeRemote, openRemote, readRange, type ReadRangeOptions } from "./read-range";
 
 export interface TransferContext {
+  session: SftpSession;
   sftp: SFTPWrapper;
   archive: Archive;
   remoteDir: string;
@@ -73,7 +75,7 @@ export async function pullGrown(ctx: TransferContext, remote: RemoteFile, record
 
   const sftp = ctx.sftp;
   const rpath = remotePath(ctx.remoteDir, remote.rel);
-  const handle = await openRemote(sftp, rpath);
+  const handle = await openRemote(ctx.session, rpath);
   try {
     // Our copy first: if it rotted, a difference from the server says nothing about the server.
     const hash = createHash("sha256");
@@ -103,7 +105,7 @@ export async function pullGrown(ctx: TransferContext, remote: RemoteFile, record
       bytes: remote.size - record.size + theirs.length,
     };
   } finally {
-    await closeRemote(sftp, handle);
+    await closeRemote(ctx.session, handle);
   }
 }
 
@@ -149,7 +151,7 @@ async function downloadToPartial(ctx: TransferContext, remote: RemoteFile): Prom
   const part = path.join(ctx.archive.partialDir, `${key}.part`);
   const metaFile = path.join(ctx.archive.partialDir, `${key}.json`);
   const rpath = remotePath(ctx.remoteDir, remote.rel);
-  const handle = await openRemote(ctx.sftp, rpath);
+  const handle = await openRemote(ctx.session, rpath);
   let bytes = 0;
   try {
     const hash = createHash("sha256");
@@ -178,7 +180,7 @@ async function downloadToPartial(ctx: TransferContext, remote: RemoteFile): Prom
     await fs.rm(metaFile, { force: true });
     return { part, bytes, sha256: hash.digest("hex") };
   } finally {
-    await closeRemote(ctx.sftp, handle);
+    await closeRemote(ctx.session, handle);
   }
 }
 
