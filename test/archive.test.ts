@@ -44,6 +44,13 @@ describe("archive", () => {
     it("refuses a relative path", async () => {
       await assert.rejects(Archive.open("relative/dir"), /absolute/);
     });
+    it("gives one identity to a new archive opened by many at once", async () => {
+      const dir = tempDir();
+      const opened = await Promise.all(Array.from({ length: 30 }, () => Archive.open(dir)));
+      assert.equal(new Set(opened.map((a) => a.identity.id)).size, 1);
+      assert.deepEqual(fs.readdirSync(path.join(dir, ".tick-backup")).sort(), ["archive.json", "partial", "versions"]);
+    });
+
     it("keeps its identity across opens", async () => {
       const dir = tempDir();
       const a = await Archive.open(dir, { name: "ticks" });

@@ -4,7 +4,7 @@ import * as net from "node:net";
 import { startSshd, type Sshd } from "./support/sshd";
 import { pullEnv, sshdServer } from "./support/pull-env";
 import { tempDir, write } from "./support/tree";
-import { connect, fetchHostFingerprint } from "../lib/sftp/connect";
+import { connect, fetchHostFingerprint, parsePort } from "../lib/sftp/connect";
 import { normalizeFingerprint } from "../lib/sftp/fingerprint";
 import { AuthFailed, ConfigError, ConnectFailed, HostKeyMismatch } from "../lib/errors";
 
@@ -92,6 +92,13 @@ describe("connect with a pinned host key", function () {
   it("fetches the offered fingerprint for the editor, as ssh-keygen prints it", async () => {
     assert.equal(await fetchHostFingerprint("127.0.0.1", sshd.port), sshd.hostFingerprint);
     await assert.rejects(fetchHostFingerprint("127.0.0.1", await closedPort(), 2000), ConnectFailed);
+  });
+
+  it("takes a port as people type it, and refuses nonsense", async () => {
+    assert.equal(parsePort(""), 22);
+    assert.equal(parsePort("2222"), 2222);
+    for (const bad of ["abc", "0", "70000", "-1", "22.5"]) assert.ok(Number.isNaN(parsePort(bad)), bad);
+    await assert.rejects(connect(sshdServer(sshd, { port: parsePort("abc") })), (err: ConfigError) => /port/.test(err.message));
   });
 
   it("normalises pasted fingerprints", () => {

@@ -19,7 +19,10 @@ describe("pull from a real OpenSSH server", function () {
     serverLog = path.join(tempDir("tick-sftp-log-"), "sftp-server.log");
     sshd = await startSshd({ extraConfig: [`Subsystem sftp /usr/lib/openssh/sftp-server -e -l INFO 2>>${serverLog}`] });
   });
-  after(() => sshd?.stop());
+  after(async () => {
+    await sshd?.stop();
+    fs.rmSync(path.dirname(serverLog), { recursive: true, force: true });
+  });
   beforeEach(() => {
     remote = tempDir("tick-remote-");
     fs.chmodSync(remote, 0o755);

@@ -4,7 +4,7 @@ import { randomUUID } from "node:crypto";
 import * as lockfile from "proper-lockfile";
 import { ArchiveLocked, BackupError, ConfigError } from "../errors";
 import { Catalog } from "./catalog";
-import { exists, writeFileAtomic } from "./fsutil";
+import { exists, fsyncDir, writeFileAtomic } from "./fsutil";
 import { STATE_DIR } from "./paths";
 
 export interface ArchiveIdentity {
@@ -41,14 +41,19 @@ export class Archive {
     if (!stat.isDirectory()) throw new ConfigError(`archive path ${root} is not a folder`);
     const stateDir = path.join(root, STATE_DIR);
     const identityFile = path.join(stateDir, "archive.json");
-    let identity: ArchiveIdentity;
-    if (await exists(identityFile)) {
-      identity = JSON.parse(await fs.readFile(identityFile, "utf8"));
-    } else {
+    if (!(await exists(identityFile))) {
       await fs.mkdir(stateDir, { recursive: true });
-      identity = { id: randomUUID(), name: options.name ?? path.basename(root), createdAt: new Date().toISOString(), format: 1 };
-      await writeFileAtomic(identityFile, JSON.stringify(identity, null, 2) + "\n");
+      const identity: ArchiveIdentity = { id: randomUUID(), name: options.name ?? path.basename(root), createdAt: new Date().toISOString(), format: 1 };
+      // Written aside, then linked into place: of two processes opening a new archive at once, one wins and both read its identity.
+      const tmp = `${identityFile}.${randomUUID()}`;
+      await writeFileAtomic(tmp, JSON.stringify(identity, null, 2) + "\n");
+      await fs.link(tmp, identityFile).catch((err: NodeJS.ErrnoException) => {
+        if (err.code !== "EEXIST") throw err;
+      });
+      await fs.rm(tmp, { force: true });
+      await fsyncDir(stateDir);
     }
+    const identity: ArchiveIdentity = JSON.parse(await fs.readFile(identityFile, "utf8"));
     await Promise.all(["partial", "versions"].map((d) => fs.mkdir(path.join(stateDir, d), { recursive: true })));
     return new Archive(root, identity);
   }

@@ -1,5 +1,6 @@
 import * as fs from "node:fs/promises";
 import * as path from "node:path";
+import { randomUUID } from "node:crypto";
 
 /** fsync a directory so that a rename or create inside it survives a power cut. */
 export async function fsyncDir(dir: string): Promise<void> {
@@ -17,7 +18,7 @@ export async function fsyncDir(dir: string): Promise<void> {
 
 /** Writes a whole file under a temporary name, fsyncs it and renames it into place. */
 export async function writeFileAtomic(file: string, data: string | Buffer): Promise<void> {
-  const tmp = `${file}.tmp-${process.pid}-${Date.now()}`;
+  const tmp = `${file}.tmp-${process.pid}-${randomUUID()}`;
   const handle = await fs.open(tmp, "w");
   try {
     await handle.writeFile(data);

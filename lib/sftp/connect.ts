@@ -33,6 +33,13 @@ export interface SftpSession {
   whileOpen<T>(request: Promise<T>): Promise<T>;
 }
 
+/** A port as people type it: empty means 22; anything but a whole number from 1 to 65535 is refused (NaN). */
+export function parsePort(value: unknown): number {
+  if (value === undefined || value === null || value === "") return 22;
+  const n = Number(value);
+  return Number.isInteger(n) && n >= 1 && n <= 65535 ? n : NaN;
+}
+
 export function describeServer(cfg: Pick<ServerConfig, "host" | "port" | "username">): string {
   return `${cfg.username}@${cfg.host}:${cfg.port ?? 22}`;
 }
@@ -65,6 +72,7 @@ export async function connect(cfg: ServerConfig, options: { signal?: AbortSignal
   const port = cfg.port ?? 22;
   const expected = normalizeFingerprint(cfg.hostFingerprint);
   if (!cfg.host) throw new ConfigError("no server host configured");
+  if (!Number.isInteger(port) || port < 1 || port > 65535) throw new ConfigError(`port of ${cfg.host} must be a whole number from 1 to 65535`);
   if (!cfg.username) throw new ConfigError(`no username configured for ${cfg.host}`);
   if (!cfg.password && !cfg.privateKey) throw new ConfigError(`no password or private key configured for ${describeServer(cfg)}`);
   const timeoutMs = cfg.readyTimeoutMs ?? 20_000;

@@ -205,12 +205,17 @@ function addResult(report: PullReport, result: TransferResult): void {
 }
 
 function emptyReport(options: PullOptions, started: number): PullReport {
+  return blankPullReport(options.archive.identity.name, describeServer(options.server), options.remoteDir, started);
+}
+
+/** A report with nothing done yet: the shape every answer of the pull node has, busy answers included. */
+export function blankPullReport(archive: string, server: string, remoteDir: string, started = Date.now()): PullReport {
   const at = new Date(started).toISOString();
   return {
     kind: "pull",
-    archive: options.archive.identity.name,
-    server: describeServer(options.server),
-    remoteDir: options.remoteDir,
+    archive,
+    server,
+    remoteDir,
     startedAt: at,
     finishedAt: at,
     durationMs: 0,

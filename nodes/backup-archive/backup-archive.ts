@@ -13,7 +13,11 @@ export = (RED: NodeAPI) => {
     RED.nodes.createNode(this, def);
     this.archiveName = def.name || "archive";
     this.archivePath = def.path;
-    let opened: Archive | undefined;
-    this.open = async () => (opened ??= await Archive.open(def.path, { name: this.archiveName }));
+    let opening: Promise<Archive> | undefined;
+    this.open = () =>
+      (opening ??= Archive.open(def.path, { name: this.archiveName }).catch((err) => {
+        opening = undefined; // a disk plugged in later gets another chance
+        throw err;
+      }));
   });
 };

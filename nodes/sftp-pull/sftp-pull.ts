@@ -1,9 +1,10 @@
 // Node sftp-pull: on each message, pull new and grown files from the server into the archive.
 import type { NodeAPI, Node, NodeDef } from "node-red";
-import { pull, type PullProgress, type PullReport } from "../../lib/sftp/pull";
+import { blankPullReport, pull, type PullProgress, type PullReport } from "../../lib/sftp/pull";
+import { describeServer } from "../../lib/sftp/connect";
 import { parseGlobs } from "../../lib/sftp/plan";
 import { BackupError, ConfigError } from "../../lib/errors";
-import { busyReport, formatBytes, formatDuration, progressStatus, reportFailure, runGuard } from "../shared/node-helpers";
+import { BUSY_PROBLEM, formatBytes, formatDuration, progressStatus, reportFailure, runGuard } from "../shared/node-helpers";
 import type { BackupArchiveNode, SftpServerNode } from "../shared/types";
 
 interface SftpPullDef extends NodeDef {
@@ -28,7 +29,8 @@ export = (RED: NodeAPI) => {
 
     this.on("input", (msg, send, done) => {
       if (guard.busy) {
-        send({ ...msg, payload: busyReport("pull", archive?.archiveName ?? "") });
+        const busy = blankPullReport(archive?.archiveName ?? "", server ? describeServer(server.config()) : "", def.remoteDir || "/");
+        send({ ...msg, payload: { ...busy, busy: true, problems: [BUSY_PROBLEM] } });
         done();
         return;
       }
@@ -59,7 +61,7 @@ export = (RED: NodeAPI) => {
         send({ ...msg, payload: report });
         if (report.problems.length > 0) done(new BackupError("PULL_PROBLEMS", problemsText(report)));
         else done();
-      })?.catch((err) => reportFailure(this, err, done));
+      })?.catch((err) => reportFailure(this, err, done, stop.signal.aborted));
     });
 
     this.on("close", (_removed: boolean, done: () => void) => {

@@ -1,7 +1,7 @@
 // Config node: where the tick server is and how to log in; secrets only in credentials.
 import type { NodeAPI, NodeDef } from "node-red";
 import type { SftpServerCredentials, SftpServerNode } from "../shared/types";
-import { fetchHostFingerprint } from "../../lib/sftp/connect";
+import { fetchHostFingerprint, parsePort } from "../../lib/sftp/connect";
 import { messageOf } from "../../lib/errors";
 
 interface SftpServerDef extends NodeDef {
@@ -16,7 +16,7 @@ export = (RED: NodeAPI) => {
     "sftp-server",
     function (this: SftpServerNode, def: SftpServerDef) {
       RED.nodes.createNode(this, def);
-      const port = Number(def.port) || 22;
+      const port = parsePort(def.port);
       this.config = () => ({
         host: def.host,
         port,
@@ -33,8 +33,8 @@ export = (RED: NodeAPI) => {
   // The editor's "Fetch host key": the fingerprint the server offers, for a person to compare and pin.
   RED.httpAdmin.post("/tick-backup/sftp-server/fingerprint", RED.auth.needsPermission("sftp-server.write"), async (req, res) => {
     const host = String(req.body?.host ?? "").trim();
-    const port = Number(req.body?.port) || 22;
-    if (!host || port < 1 || port > 65535) {
+    const port = parsePort(req.body?.port);
+    if (!host || Number.isNaN(port)) {
       res.status(400).json({ error: "give a host and a port between 1 and 65535" });
       return;
     }

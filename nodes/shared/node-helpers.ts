@@ -24,15 +24,18 @@ export function runGuard(node: Node) {
   };
 }
 
-/** The busy answer, in the same shape as every report. */
-export function busyReport(kind: string, archive: string): Record<string, unknown> {
-  const at = new Date().toISOString();
-  return { kind, archive, busy: true, startedAt: at, finishedAt: at, problems: [{ code: "BUSY", message: "a run is already in progress; this message did not start another" }] };
-}
+/** The busy answer's problem entry, added to a blank report of the node's own kind. */
+export const BUSY_PROBLEM = { code: "BUSY", message: "a run is already in progress; this message did not start another" };
 
 /** The one place a failure turns into a red status, a log line and `done(err)` (which reaches catch nodes). */
-export function reportFailure(node: Node, err: unknown, done: (err?: Error) => void): void {
+export function reportFailure(node: Node, err: unknown, done: (err?: Error) => void, stopping = false): void {
   const error = err instanceof Error ? err : new Error(String(err));
+  if (stopping && error instanceof BackupError && error.code === "ABORTED") {
+    // Stopped by a redeploy or shutdown: not a failure, and the next run resumes.
+    node.status({ fill: "grey", shape: "ring", text: "stopped; resumes next run" });
+    done();
+    return;
+  }
   node.status({ fill: "red", shape: "ring", text: shortStatus(error) });
   done(error);
 }
@@ -41,6 +44,7 @@ function shortStatus(err: Error): string {
   if (err instanceof BackupError) {
     if (err.code === "HOST_KEY_CHANGED") return "HOST KEY CHANGED";
     if (err.code === "HOST_KEY_NOT_PINNED") return "host key not pinned";
+    if (err.code === "ARCHIVE_MISSING") return "archive folder missing (disk not mounted?)";
   }
   const text = messageOf(err);
   return text.length > 60 ? text.slice(0, 57) + "…" : text;
