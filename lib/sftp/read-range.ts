@@ -59,21 +59,30 @@ export function readRange(
     options.signal?.addEventListener("abort", onAbort, { once: true });
     if (options.signal?.aborted) return onAbort();
 
+    /** Set when the range cannot complete: what already arrived in order is still handed over, then we fail. */
+    let failure: unknown;
+
     function settle() {
       finished = true;
       clearInterval(stallTimer);
       clearTimeout(throttleTimer);
       options.signal?.removeEventListener("abort", onAbort);
     }
-    function fail(err: unknown) {
-      if (finished) return;
-      settle();
-      reject(err);
+    function fail(err: unknown, flush = true) {
+      if (finished || failure !== undefined) return;
+      failure = err;
+      clearTimeout(throttleTimer);
+      if (!flush) {
+        settle();
+        reject(err);
+      } else if (!writing) {
+        drain();
+      }
     }
 
     function issue() {
       throttleTimer = undefined;
-      while (!finished && queue.length < depth && next < end) {
+      while (failure === undefined && !finished && queue.length < depth && next < end) {
         const len = Math.min(chunkSize, end - next);
         const wait = options.throttle?.book(len) ?? 0;
         const req: Request = { pos: next, len, got: 0, buf: Buffer.allocUnsafe(len) };
@@ -91,7 +100,7 @@ export function readRange(
     }
 
     function send(req: Request) {
-      if (finished) return;
+      if (finished || failure !== undefined) return;
       outstanding++;
       sftp.read(handle, req.buf, req.got, req.len - req.got, req.pos + req.got, (err: Error | undefined, nb: number) => {
         outstanding--;
@@ -108,8 +117,10 @@ export function readRange(
       });
     }
 
+    // Hands completed chunks to the sink strictly in order. After a failure it still hands over the
+    // in-order prefix that arrived (a resume then starts after it), and only then rejects.
     async function drain() {
-      if (writing) return;
+      if (writing || finished) return;
       writing = true;
       try {
         while (!finished && queue.length > 0 && queue[0].got === queue[0].len) {
@@ -117,12 +128,16 @@ export function readRange(
           if (!throttleTimer) issue();
         }
       } catch (err) {
-        return fail(err);
-      } finally {
         writing = false;
+        failure = undefined;
+        return fail(err, false);
       }
+      writing = false;
       if (finished) return;
-      if (queue.length === 0 && next >= end) {
+      if (failure !== undefined) {
+        settle();
+        reject(failure);
+      } else if (queue.length === 0 && next >= end) {
         settle();
         resolve();
       } else if (queue.length > 0 && queue[0].got === queue[0].len) {
