@@ -2,6 +2,7 @@ import { strict as assert } from "node:assert";
 import * as fs from "node:fs";
 import * as net from "node:net";
 import { startSshd, type Sshd } from "./support/sshd";
+import { freePort } from "./support/net";
 import { pullEnv, sshdServer } from "./support/pull-env";
 import { tempDir, write } from "./support/tree";
 import { connect, fetchHostFingerprint, parsePort } from "../lib/sftp/connect";
@@ -69,7 +70,7 @@ describe("connect with a pinned host key", function () {
   });
 
   it("reports a server that is down clearly (after its retries)", async () => {
-    const port = await closedPort();
+    const port = await freePort();
     const env = await pullEnv(sshdServer(sshd, { port }), "/");
     await assert.rejects(env.run({ retry: { retries: 1, baseDelayMs: 10 } }), (err: ConnectFailed) => {
       assert.equal(err.code, "CONNECT_FAILED");
@@ -91,7 +92,7 @@ describe("connect with a pinned host key", function () {
 
   it("fetches the offered fingerprint for the editor, as ssh-keygen prints it", async () => {
     assert.equal(await fetchHostFingerprint("127.0.0.1", sshd.port), sshd.hostFingerprint);
-    await assert.rejects(fetchHostFingerprint("127.0.0.1", await closedPort(), 2000), ConnectFailed);
+    await assert.rejects(fetchHostFingerprint("127.0.0.1", await freePort(), 2000), ConnectFailed);
   });
 
   it("takes a port as people type it, and refuses nonsense", async () => {
@@ -106,11 +107,3 @@ describe("connect with a pinned host key", function () {
     assert.equal(normalizeFingerprint("MD5:aa:bb"), "");
   });
 });
-
-async function closedPort(): Promise<number> {
-  const srv = net.createServer().listen(0, "127.0.0.1");
-  await new Promise((r) => srv.once("listening", r));
-  const port = (srv.address() as net.AddressInfo).port;
-  await new Promise((r) => srv.close(r));
-  return port;
-}

@@ -8,12 +8,12 @@
  * test command does. Dependencies resolve through a symlink to the project's node_modules, so no
  * network is needed.
  */
+import { freePort } from "./support/net";
 import assert from "node:assert/strict";
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import * as crypto from "node:crypto";
 import * as fs from "node:fs";
 import * as fsp from "node:fs/promises";
-import * as net from "node:net";
 import * as os from "node:os";
 import * as path from "node:path";
 import { sshdAvailable, startSshd, type Sshd } from "./support/sshd";
@@ -26,16 +26,6 @@ const PASSWORD_HASH = "$2b$08$f5RWKe0b9PhHrfCs6C2Zv.T1qXf3c2DXsspx0K8FToce9BonNp
 
 /* eslint-disable @typescript-eslint/no-explicit-any */
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.once("error", reject);
-    srv.listen(0, "127.0.0.1", () => {
-      const port = (srv.address() as net.AddressInfo).port;
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
 /**
  * The npm on PATH outside any node_modules/.bin. Under `npx mocha` the first npm on PATH is the

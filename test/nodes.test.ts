@@ -6,12 +6,12 @@
  * tests do not depend on each other. After every test, everything the flow showed the world
  * (messages, status texts, log lines) is checked for the private key.
  */
+import { freePort } from "./support/net";
 import assert from "node:assert/strict";
 import * as crypto from "node:crypto";
 import { EventEmitter } from "node:events";
 import * as fs from "node:fs";
 import * as fsp from "node:fs/promises";
-import * as net from "node:net";
 import * as os from "node:os";
 import * as path from "node:path";
 import * as util from "node:util";
@@ -151,16 +151,6 @@ function otherFingerprint(than: string): string {
   return fp;
 }
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.once("error", reject);
-    srv.listen(0, "127.0.0.1", () => {
-      const port = (srv.address() as net.AddressInfo).port;
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
 describe("nodes: sftp-server + backup-archive + sftp-pull against a real sshd", function () {
   this.timeout(60_000);
