@@ -48,3 +48,32 @@ export async function sizeOf(p: string): Promise<number | undefined> {
     throw err;
   }
 }
+
+/**
+ * fsyncs directories on behalf of many concurrent renames: a caller joins the next sync of its
+ * directory (never one already running, which may have started before its rename), so a burst of
+ * small files in one folder costs a few directory fsyncs, not one each.
+ */
+export class DirSyncer {
+  private readonly state = new Map<string, { running?: Promise<void>; next?: Promise<void> }>();
+
+  sync(dir: string): Promise<void> {
+    let s = this.state.get(dir);
+    if (!s) this.state.set(dir, (s = {}));
+    const slot = s;
+    const start = (): Promise<void> => {
+      const run = fsyncDir(dir).finally(() => {
+        if (slot.running === run) slot.running = undefined;
+        if (!slot.running && !slot.next) this.state.delete(dir);
+      });
+      slot.running = run;
+      return run;
+    };
+    if (!slot.running) return start();
+    slot.next ??= slot.running.catch(() => undefined).then(() => {
+      slot.next = undefined;
+      return start();
+    });
+    return slot.next;
+  }
+}

@@ -1,3 +1,4 @@
+import { setMaxListeners } from "node:events";
 import type { Archive } from "../archive/archive";
 import type { Catalog, FileRecord } from "../archive/catalog";
 import { BackupError, isRetryable, messageOf } from "../errors";
@@ -6,7 +7,7 @@ import { listTree } from "./list";
 import { planPull, type PlanItem, type PlanOptions } from "./plan";
 import { SessionPool, withRetry, type RetryPolicy } from "./session-pool";
 import { Throttle } from "./throttle";
-import { pullGrown, pullNew, pullRewritten, type TransferContext, type TransferResult } from "./transfer";
+import { pullGrown, pullNew, pullRewritten, runDirs, type TransferContext, type TransferResult } from "./transfer";
 
 export interface PullOptions extends PlanOptions {
   server: ServerConfig;
@@ -87,6 +88,7 @@ export async function pull(options: PullOptions): Promise<PullReport> {
   const report = emptyReport(options, started);
   return options.archive.withLock(async (catalog, lockLost) => {
     const signal = options.signal ? AbortSignal.any([options.signal, lockLost]) : lockLost;
+    setMaxListeners(0, signal); // every transfer in flight listens for the stop
     const policy: RetryPolicy = { retries: options.retry?.retries ?? 3, baseDelayMs: options.retry?.baseDelayMs ?? 1000 };
     const pool = new SessionPool(options.server, signal);
     const progress: PullProgress = { phase: "connecting", filesDone: 0, filesTotal: 0, bytes: 0, bytesTotal: 0, elapsedMs: 0 };
@@ -121,6 +123,7 @@ export async function pull(options: PullOptions): Promise<PullReport> {
         if (Date.now() - lastTell > 250) (lastTell = Date.now()), tell();
       };
 
+      const dirs = runDirs();
       await forEachLimit(work, options.concurrency ?? 4, async (item) => {
         try {
           const result = await withRetry(policy, signal, async () => {
@@ -131,6 +134,7 @@ export async function pull(options: PullOptions): Promise<PullReport> {
               archive: options.archive,
               remoteDir: options.remoteDir,
               now: () => new Date(),
+              dirs,
               read: { signal, throttle, onBytes, stallMs: (options.stallSeconds ?? 30) * 1000 },
             };
             try {

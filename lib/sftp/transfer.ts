@@ -5,7 +5,7 @@ import type { SFTPWrapper } from "ssh2";
 import type { SftpSession } from "./connect";
 import type { Archive } from "../archive/archive";
 import type { FileRecord, FileVersion } from "../archive/catalog";
-import { exists, fsyncDir, sizeOf } from "../archive/fsutil";
+import { DirSyncer, exists, fsyncDir, sizeOf } from "../archive/fsutil";
 import { localPath, remotePath } from "../archive/paths";
 import { BackupError, TransferFailed } from "../errors";
 import type { RemoteFile } from "./list";
@@ -18,6 +18,12 @@ export interface TransferContext {
   remoteDir: string;
   read: ReadRangeOptions;
   now: () => Date;
+  /** shared by a run's transfers: folders known to exist, and coalesced folder fsyncs */
+  dirs: { known: Set<string>; syncer: DirSyncer };
+}
+
+export function runDirs(): TransferContext["dirs"] {
+  return { known: new Set(), syncer: new DirSyncer() };
 }
 
 export interface TransferResult {
@@ -30,6 +36,8 @@ export interface TransferResult {
 
 /** How much of the already-archived end of a file is compared with the server before trusting it. */
 const CHECK_WINDOW = 64 * 1024;
+/** Smaller downloads are not worth a resume record: an interrupted one is simply fetched again. */
+const RESUME_MIN = 1024 * 1024;
 
 /**
  * A new file: downloaded into the state area under a temporary name (resuming what an earlier,
@@ -44,7 +52,7 @@ export async function pullNew(ctx: TransferContext, remote: RemoteFile, live: bo
     const localSha = await hashFile(dest);
     if (localSha !== sha256) versions.push(await keepVersion(ctx, remote.rel, dest, { size: (await sizeOf(dest)) ?? 0, mtime: 0, sha256: localSha, pulledAt: "" }, "unknown-local"));
   }
-  await placeFile(part, dest);
+  await placeFile(ctx, part, dest);
   const at = ctx.now().toISOString();
   const record: FileRecord = {
     path: remote.rel,
@@ -130,7 +138,7 @@ export async function pullRewritten(ctx: TransferContext, remote: RemoteFile, re
     versions.push(version);
     keptAs = version.storedAs;
   }
-  await placeFile(part, dest);
+  await placeFile(ctx, part, dest);
   return {
     kind: "rewritten",
     record: { ...record, size: remote.size, mtime: remote.mtime, sha256, state: live ? "live" : "final", pulledAt: at, goneSince: undefined, versions },
@@ -155,17 +163,17 @@ async function downloadToPartial(ctx: TransferContext, remote: RemoteFile): Prom
   let bytes = 0;
   try {
     const hash = createHash("sha256");
-    let resumeFrom = await resumablePrefix(ctx, handle, rpath, remote, part, metaFile);
+    const resumable = remote.size >= RESUME_MIN;
+    const resumeFrom = resumable ? await resumablePrefix(ctx, handle, rpath, remote, part, metaFile) : 0;
     if (resumeFrom > 0) {
       bytes += Math.min(CHECK_WINDOW, resumeFrom);
       await hashInto(hash, part, resumeFrom);
-    } else {
-      resumeFrom = 0;
+    } else if (resumable) {
       await fs.writeFile(metaFile, JSON.stringify({ rel: remote.rel, mtime: remote.mtime, size: remote.size } satisfies PartialMeta));
     }
     const out = await fs.open(part, resumeFrom > 0 ? "r+" : "w");
     try {
-      await out.truncate(resumeFrom);
+      if (resumeFrom > 0) await out.truncate(resumeFrom);
       let pos = resumeFrom;
       await readRange(ctx.sftp, handle, resumeFrom, remote.size, async (chunk) => {
         hash.update(chunk);
@@ -177,7 +185,7 @@ async function downloadToPartial(ctx: TransferContext, remote: RemoteFile): Prom
       await out.close();
     }
     bytes += remote.size - resumeFrom;
-    await fs.rm(metaFile, { force: true });
+    if (resumable) await fs.rm(metaFile, { force: true });
     return { part, bytes, sha256: hash.digest("hex") };
   } finally {
     await closeRemote(ctx.session, handle);
@@ -201,14 +209,17 @@ async function resumablePrefix(ctx: TransferContext, handle: Buffer, rpath: stri
 }
 
 /** Renames a complete, fsynced file into its place in the archive tree, creating folders durably. */
-async function placeFile(part: string, dest: string): Promise<void> {
+async function placeFile(ctx: TransferContext, part: string, dest: string): Promise<void> {
   const dir = path.dirname(dest);
-  const created = await fs.mkdir(dir, { recursive: true });
-  await fs.rename(part, dest);
-  await fsyncDir(dir);
-  if (created) {
-    for (let d = dir; d !== path.dirname(created); d = path.dirname(d)) await fsyncDir(path.dirname(d));
+  if (!ctx.dirs.known.has(dir)) {
+    const created = await fs.mkdir(dir, { recursive: true });
+    if (created) {
+      for (let d = dir; d !== path.dirname(created); d = path.dirname(d)) await ctx.dirs.syncer.sync(path.dirname(d));
+    }
+    ctx.dirs.known.add(dir);
   }
+  await fs.rename(part, dest);
+  await ctx.dirs.syncer.sync(dir);
 }
 
 /** Keeps the bytes now at `dest` under the versions folder, named by their hash (so a retry finds them). */
