@@ -26,6 +26,9 @@ export interface SftpSession {
   /** resolves when the connection is gone, for whatever reason */
   readonly closed: Promise<void>;
   isOpen(): boolean;
+  /** batch the writes issued until uncork() into as few syscalls as possible */
+  cork(): void;
+  uncork(): void;
   /**
    * Settles with `request`, or fails once the connection is gone: ssh2 never answers a request made
    * on (or pending at) a dead connection, and a run must not wait for it forever.
@@ -123,6 +126,8 @@ export async function connect(cfg: ServerConfig, options: { signal?: AbortSignal
       label: describeServer(cfg),
       closed,
       isOpen: () => open,
+      cork: () => sock.cork(),
+      uncork: () => sock.uncork(),
       whileOpen: (request) => Promise.race([request, lost]),
       end: async () => {
         await client.end().catch(() => undefined);

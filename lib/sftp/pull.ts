@@ -13,7 +13,7 @@ export interface PullOptions extends PlanOptions {
   server: ServerConfig;
   archive: Archive;
   remoteDir: string;
-  /** files in flight at once (default 4) */
+  /** files in flight at once (default 8) */
   concurrency?: number;
   bwLimitKBps?: number;
   signal?: AbortSignal;
@@ -124,7 +124,10 @@ export async function pull(options: PullOptions): Promise<PullReport> {
       };
 
       const dirs = runDirs();
-      await forEachLimit(work, options.concurrency ?? 4, async (item) => {
+      const concurrency = Math.max(1, options.concurrency ?? 8);
+      // Requests in flight per file: plenty for one big file, bounded memory when many run at once.
+      const depth = Math.min(32, Math.max(8, Math.floor(128 / concurrency)));
+      await forEachLimit(work, concurrency, async (item) => {
         try {
           const result = await withRetry(policy, signal, async () => {
             const session = await pool.get();
@@ -135,7 +138,7 @@ export async function pull(options: PullOptions): Promise<PullReport> {
               remoteDir: options.remoteDir,
               now: () => new Date(),
               dirs,
-              read: { signal, throttle, onBytes, stallMs: (options.stallSeconds ?? 30) * 1000 },
+              read: { depth, signal, throttle, onBytes, stallMs: (options.stallSeconds ?? 30) * 1000, cork: session.cork, uncork: session.uncork },
             };
             try {
               return await transferOne(ctx, item);

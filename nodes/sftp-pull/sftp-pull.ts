@@ -48,7 +48,7 @@ export = (RED: NodeAPI) => {
           exclude: parseGlobs(def.exclude),
           settleSeconds: numberOr(def.settleSeconds, 120),
           maxAgeDays: numberOr(def.maxAgeDays, 0),
-          concurrency: Math.max(1, numberOr(def.concurrency, 4)),
+          concurrency: Math.max(1, numberOr(def.concurrency, 8)),
           bwLimitKBps: numberOr(def.bwLimitKBps, 0),
           signal: stop.signal,
           onProgress: (p) => {
