@@ -4,7 +4,7 @@
  *
  *   npm run bench                        full sizes (1 GiB file, 10,000 small files, 500 MB + 50 MB)
  *   BENCH_SCALE=small npm run bench      quick run (256 MiB, 2,000 files, 100 MB + 10 MB)
- *   BENCH_CONCURRENCY=1,4,16,64          the `concurrency` values tried for our pull (case b)
+ *   BENCH_CONCURRENCY=1,8,16,64          the `concurrency` values tried for our pull (case b)
  *   TMPDIR=/dev/shm npm run bench        server tree and local copies in RAM: the disk taken out
  *
  * Every tool runs once, in a fixed order, with no warm-up and a warm page cache (the data was just
@@ -26,8 +26,8 @@ const SCALE = process.env.BENCH_SCALE === "small" ? "small" : "full";
 const SIZES = SCALE === "small"
   ? { bigBytes: 256 * MiB, files: 2_000, dirs: 40, fileBytes: 4096, baseBytes: 100 * MB, appendBytes: 10 * MB }
   : { bigBytes: 1024 * MiB, files: 10_000, dirs: 100, fileBytes: 4096, baseBytes: 500 * MB, appendBytes: 50 * MB };
-const DEFAULT_CONCURRENCY = 4; // pull()'s own default
-const CONCURRENCY = [...new Set((process.env.BENCH_CONCURRENCY ?? "1,4,16,64").split(",").map(Number).filter((n) => n > 0))];
+const DEFAULT_CONCURRENCY = 8; // pull()'s own default
+const CONCURRENCY = [...new Set((process.env.BENCH_CONCURRENCY ?? "1,8,16,64").split(",").map(Number).filter((n) => n > 0))];
 const RUNNER = path.join(__dirname, "pull-runner.js");
 const OUT_FILE = path.join(__dirname, "..", "..", "bench", "out", "pull.json");
 /** Where sftp-server's `-l INFO` log can be captured: internal-sftp logs only to syslog (see docs). */
