@@ -150,6 +150,13 @@ describe("pull from a real OpenSSH server", function () {
     assert.equal((await Catalog.load(env.archive.stateDir)).size, 1, "state area untouched by the server's .tick-backup");
   });
 
+  it("says at once that the remote folder does not exist, without retrying for nothing", async () => {
+    const env = await pullEnv(sshdServer(sshd), path.join(remote, "no-such-folder"), { retry: { retries: 3, baseDelayMs: 2000 } });
+    const started = Date.now();
+    await assert.rejects(env.run(), (err: Error) => /no-such-folder: cannot list: No such file/.test(err.message));
+    assert.ok(Date.now() - started < 1500, "no backoff for a missing folder");
+  });
+
   it("resumes an interrupted download on the next run", async () => {
     const file = write(remote, "big.bin", randomBytes(40 * 1024 * 1024));
     const env = await pullEnv(sshdServer(sshd), remote);

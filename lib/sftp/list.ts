@@ -45,7 +45,11 @@ export async function listTree(
         active++;
         sftp.readdir(remotePath(remoteDir, rel), (err: Error | undefined, entries: FileEntry[]) => {
           active--;
-          if (err) return fail(new TransferFailed(remotePath(remoteDir, rel) || "/", `cannot list: ${messageOf(err)}`, { retryable: true, cause: err }));
+          if (err) {
+            // SFTP status errors (no such folder, permission denied) carry a number; only network trouble is worth a retry.
+            const retryable = typeof (err as { code?: unknown }).code !== "number";
+            return fail(new TransferFailed(remotePath(remoteDir, rel) || "/", `cannot list: ${messageOf(err)}`, { retryable, cause: err }));
+          }
           listing.dirs++;
           for (const entry of entries) addEntry(rel, entry);
           options.onDir?.(listing.dirs, listing.files.length);
