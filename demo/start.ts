@@ -58,6 +58,7 @@ async function main(): Promise<void> {
     httpAdminRoot: "/",
     httpNodeRoot: "/",
     editorTheme: { tours: false, projects: { enabled: false } },
+    telemetry: { enabled: false, updateNotification: false }, // a demo asks nobody for consent and calls nobody
     logging: { console: { level: "info", metrics: false, audit: false } },
   } as Parameters<typeof RED.init>[1]);
   await RED.start();
