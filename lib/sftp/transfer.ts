@@ -1,13 +1,14 @@
 import * as fs from "node:fs/promises";
 import * as path from "node:path";
-import { createHash, type Hash } from "node:crypto";
+import { createHash } from "node:crypto";
 import type { SFTPWrapper } from "ssh2";
 import type { SftpSession } from "./connect";
 import type { Archive } from "../archive/archive";
 import type { FileRecord, FileVersion } from "../archive/catalog";
 import { DirSyncer, exists, fsyncDir, sizeOf } from "../archive/fsutil";
+import { Flusher, hashFile, hashInto, readLocal } from "../archive/local-io";
 import { localPath, remotePath } from "../archive/paths";
-import { BackupError, TransferFailed } from "../errors";
+import { BackupError } from "../errors";
 import type { RemoteFile } from "./list";
 import { closeRemote, openRemote, readRange, type ReadRangeOptions } from "./read-range";
 
@@ -147,29 +148,6 @@ export async function pullRewritten(ctx: TransferContext, remote: RemoteFile, re
   };
 }
 
-/**
- * Starts writing a big download to disk while it still streams in, so that the final fsync finds
- * little left to do (and the disk works in parallel with the network rather than after it).
- */
-class Flusher {
-  private unsynced = 0;
-  private pending: Promise<void> | undefined;
-
-  constructor(private readonly out: fs.FileHandle, private readonly every = 32 * 1024 * 1024) {}
-
-  wrote(n: number): void {
-    this.unsynced += n;
-    if (this.unsynced < this.every || this.pending) return;
-    this.unsynced = 0;
-    this.pending = this.out.datasync().finally(() => (this.pending = undefined));
-    this.pending.catch(() => undefined); // the final sync reports any error
-  }
-
-  async done(): Promise<void> {
-    await this.pending?.catch(() => undefined);
-  }
-}
-
 interface PartialMeta {
   rel: string;
   mtime: number;
@@ -272,38 +250,4 @@ async function readAll(ctx: TransferContext, handle: Buffer, rpath: string, star
   const parts: Buffer[] = [];
   await readRange(ctx.sftp, handle, start, end, (c) => void parts.push(c), { ...ctx.read, label: rpath });
   return Buffer.concat(parts);
-}
-
-async function readLocal(file: string, position: number, length: number): Promise<Buffer> {
-  const h = await fs.open(file, "r");
-  try {
-    const buf = Buffer.alloc(length);
-    const { bytesRead } = await h.read(buf, 0, length, position);
-    if (bytesRead !== length) throw new TransferFailed(file, `local file is shorter than expected`);
-    return buf;
-  } finally {
-    await h.close();
-  }
-}
-
-/** Feeds the first `length` bytes of a local file into `hash`. */
-async function hashInto(hash: Hash, file: string, length: number): Promise<void> {
-  const h = await fs.open(file, "r");
-  try {
-    const buf = Buffer.allocUnsafe(1024 * 1024);
-    for (let pos = 0; pos < length; ) {
-      const { bytesRead } = await h.read(buf, 0, Math.min(buf.length, length - pos), pos);
-      if (bytesRead === 0) throw new TransferFailed(file, "local file ended early");
-      hash.update(buf.subarray(0, bytesRead));
-      pos += bytesRead;
-    }
-  } finally {
-    await h.close();
-  }
-}
-
-export async function hashFile(file: string): Promise<string> {
-  const hash = createHash("sha256");
-  await hashInto(hash, file, (await fs.stat(file)).size);
-  return hash.digest("hex");
 }
