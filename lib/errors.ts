@@ -93,6 +93,14 @@ export function isRetryable(err: unknown): boolean {
   );
 }
 
+/**
+ * SFTP status errors (no such file, permission denied) carry a numeric code; network trouble does
+ * not. Only the latter is worth a retry.
+ */
+export function isSftpStatus(err: unknown): boolean {
+  return typeof (err as { code?: unknown } | null)?.code === "number";
+}
+
 export function messageOf(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }

@@ -16,7 +16,7 @@ import * as fs from "node:fs";
 import * as fsp from "node:fs/promises";
 import * as os from "node:os";
 import * as path from "node:path";
-import { sshdAvailable, startSshd, type Sshd } from "./support/sshd";
+import { startSshd, type Sshd } from "./support/sshd";
 
 const MODULE = "node-red-contrib-tick-backup";
 const TYPES = ["sftp-server", "backup-archive", "sftp-pull"];
@@ -143,7 +143,7 @@ describe("the packed package in a real Node-RED runtime", function () {
       )};\n`,
     );
 
-    if (sshdAvailable()) sshd = await startSshd();
+    sshd = await startSshd();
 
     // 3. A real runtime.
     const redJs = path.join(project, "node_modules", "node-red", "red.js");
@@ -248,7 +248,7 @@ describe("the packed package in a real Node-RED runtime", function () {
 
   it("the Fetch host key endpoint needs the editor's write permission", async function () {
     const url = "/tick-backup/sftp-server/fingerprint";
-    const body = { host: "127.0.0.1", port: sshd?.port ?? 22 };
+    const body = { host: "127.0.0.1", port: sshd!.port };
     assert.equal((await api("POST", url, { body })).status, 401, "no token");
     const viewer = await tokenFor("viewer", "read");
     assert.equal((await api("GET", "/nodes", { token: viewer })).status, 200, "the viewer may read");
@@ -256,15 +256,12 @@ describe("the packed package in a real Node-RED runtime", function () {
     assert.equal((await api("POST", url, { body, token: viewer })).status, 401, "read-only user");
     const bad = await api("POST", url, { body: { host: "", port: 22 }, token: adminToken });
     assert.equal(bad.status, 400);
-    if (sshd) {
-      const ok = await api("POST", url, { body, token: adminToken });
-      assert.equal(ok.status, 200);
-      assert.deepEqual(await ok.json(), { fingerprint: sshd.hostFingerprint });
-    }
+    const ok = await api("POST", url, { body, token: adminToken });
+    assert.equal(ok.status, 200);
+    assert.deepEqual(await ok.json(), { fingerprint: sshd!.hostFingerprint });
   });
 
   it("a deployed flow pulls from a real sshd when injected; the key stays in the credentials store", async function () {
-    if (!sshd) this.skip();
     const s = sshd!;
     const remoteDir = path.join(s.root, "ticks");
     const archivePath = path.join(work, "archive");

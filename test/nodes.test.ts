@@ -16,7 +16,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import * as util from "node:util";
 import sinon from "sinon";
-import { sshdAvailable, startSshd, type Sshd } from "./support/sshd";
+import { startSshd, type Sshd } from "./support/sshd";
 
 // The test helper has no type declarations; it is used the way its README shows.
 // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -163,7 +163,6 @@ describe("nodes: sftp-server + backup-archive + sftp-pull against a real sshd", 
   let caseNo = 0;
 
   before(async function () {
-    if (!sshdAvailable()) this.skip();
     sshd = await startSshd();
     scratch = fs.realpathSync(await fsp.mkdtemp(path.join(os.tmpdir(), "tick-nodes-")));
   });

@@ -130,10 +130,14 @@ export async function connect(cfg: ServerConfig, options: { signal?: AbortSignal
       uncork: () => sock.uncork(),
       whileOpen: (request) => Promise.race([request, lost]),
       end: async () => {
+        open = false;
         await client.end().catch(() => undefined);
         sock.destroy();
       },
-      destroy: () => sock.destroy(),
+      destroy: () => {
+        open = false; // at once: nothing may use it between now and the close event
+        sock.destroy();
+      },
     };
   } catch (err) {
     sock.destroy();

@@ -1,5 +1,5 @@
 import type { FileEntry, SFTPWrapper } from "ssh2";
-import { messageOf, TransferFailed, UnsafeName } from "../errors";
+import { isSftpStatus, messageOf, TransferFailed, UnsafeName } from "../errors";
 import { joinRel, remotePath } from "../archive/paths";
 
 export interface RemoteFile {
@@ -45,11 +45,7 @@ export async function listTree(
         active++;
         sftp.readdir(remotePath(remoteDir, rel), (err: Error | undefined, entries: FileEntry[]) => {
           active--;
-          if (err) {
-            // SFTP status errors (no such folder, permission denied) carry a number; only network trouble is worth a retry.
-            const retryable = typeof (err as { code?: unknown }).code !== "number";
-            return fail(new TransferFailed(remotePath(remoteDir, rel) || "/", `cannot list: ${messageOf(err)}`, { retryable, cause: err }));
-          }
+          if (err) return fail(new TransferFailed(remotePath(remoteDir, rel) || "/", `cannot list: ${messageOf(err)}`, { retryable: !isSftpStatus(err), cause: err }));
           listing.dirs++;
           for (const entry of entries) addEntry(rel, entry);
           options.onDir?.(listing.dirs, listing.files.length);

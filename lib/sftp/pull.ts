@@ -99,7 +99,7 @@ export async function pull(options: PullOptions): Promise<PullReport> {
         const session = await pool.get();
         progress.phase = "listing";
         tell();
-        return listTree(session.sftp, options.remoteDir, { signal, onDir: () => undefined });
+        return listTree(session.sftp, options.remoteDir, { signal });
       });
       const plan = planPull(listing, catalog, options);
       report.counts.listed = listing.files.length;
@@ -133,7 +133,6 @@ export async function pull(options: PullOptions): Promise<PullReport> {
             const session = await pool.get();
             const ctx: TransferContext = {
               session,
-              sftp: session.sftp,
               archive: options.archive,
               remoteDir: options.remoteDir,
               now: () => new Date(),
@@ -183,7 +182,7 @@ async function recordBookkeeping(catalog: Catalog, items: PlanItem[], gone: File
   for (const item of items) {
     if (item.kind === "unchanged") report.counts.unchanged++;
     if (item.kind === "settled") report.counts.settled++;
-    if ((item.kind === "unchanged" || item.kind === "settled") && (item.kind === "settled" || item.record!.goneSince)) {
+    if (item.kind === "settled" || (item.kind === "unchanged" && item.record!.goneSince)) {
       const { goneSince: _back, ...rest } = item.record!;
       changes.push({ ...rest, state: item.kind === "settled" ? "final" : item.record!.state });
     }

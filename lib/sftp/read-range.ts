@@ -1,5 +1,5 @@
 import type { SFTPWrapper } from "ssh2";
-import { Aborted, messageOf, Stalled, TransferFailed } from "../errors";
+import { Aborted, isSftpStatus, messageOf, Stalled, TransferFailed } from "../errors";
 import type { Throttle } from "./throttle";
 import type { SftpSession } from "./connect";
 
@@ -71,22 +71,17 @@ export function readRange(
       clearTimeout(throttleTimer);
       options.signal?.removeEventListener("abort", onAbort);
     }
-    function fail(err: unknown, flush = true) {
+    function fail(err: unknown) {
       if (finished || failure !== undefined) return;
       failure = err;
       clearTimeout(throttleTimer);
-      if (!flush) {
-        settle();
-        reject(err);
-      } else if (!writing) {
-        drain();
-      }
+      if (!writing) drain();
     }
 
     function issue() {
       throttleTimer = undefined;
       // Refill in batches, corked into one write: one syscall per batch instead of one per request.
-      if (queue.length > depth / 2 && next < end && queue.length > 0) return;
+      if (queue.length > depth / 2) return;
       options.cork?.();
       try {
         fill();
@@ -142,9 +137,10 @@ export function readRange(
           if (!throttleTimer) issue();
         }
       } catch (err) {
+        // The sink itself failed (disk full, …): nothing more can be handed over.
         writing = false;
-        failure = undefined;
-        return fail(err, false);
+        settle();
+        return reject(err);
       }
       writing = false;
       if (finished) return;
@@ -177,7 +173,7 @@ function serverReadSize(sftp: SFTPWrapper): number {
 export function openRemote(session: SftpSession, path: string): Promise<Buffer> {
   return session.whileOpen(
     new Promise((resolve, reject) =>
-      session.sftp.open(path, "r", (err, handle) => (err ? reject(new TransferFailed(path, `cannot open: ${messageOf(err)}`, { retryable: isNetwork(err), cause: err })) : resolve(handle))),
+      session.sftp.open(path, "r", (err, handle) => (err ? reject(new TransferFailed(path, `cannot open: ${messageOf(err)}`, { retryable: !isSftpStatus(err), cause: err })) : resolve(handle))),
     ),
   );
 }
@@ -186,9 +182,4 @@ export function openRemote(session: SftpSession, path: string): Promise<Buffer> 
 export function closeRemote(session: SftpSession, handle: Buffer): Promise<void> {
   if (!session.isOpen()) return Promise.resolve();
   return session.whileOpen(new Promise<void>((resolve) => session.sftp.close(handle, () => resolve()))).catch(() => undefined);
-}
-
-/** SFTP status errors (no such file, permission denied) carry a numeric code; network ones do not. */
-function isNetwork(err: unknown): boolean {
-  return typeof (err as { code?: unknown }).code !== "number";
 }

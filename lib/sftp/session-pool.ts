@@ -13,27 +13,23 @@ export interface RetryPolicy {
  * for everybody waiting), so that a cut connection costs a reconnect and a resume, not the run.
  */
 export class SessionPool {
+  /** the connection being made or in use, and (once made) the session it gave */
   private current: Promise<SftpSession> | undefined;
-  private resolved: SftpSession | undefined;
+  private session: SftpSession | undefined;
 
   constructor(private readonly server: ServerConfig, private readonly signal?: AbortSignal) {}
 
   get(): Promise<SftpSession> {
-    if (this.resolved && !this.resolved.isOpen() && this.current) {
-      this.current = undefined;
-    }
+    if (this.session && !this.session.isOpen()) this.forget();
     if (!this.current) {
       const attempt = connect(this.server, { signal: this.signal });
       this.current = attempt;
       attempt.then(
         (s) => {
-          this.resolved = s;
-          s.closed.then(() => {
-            if (this.current === attempt) this.current = undefined;
-          });
+          if (this.current === attempt) this.session = s;
         },
         () => {
-          if (this.current === attempt) this.current = undefined;
+          if (this.current === attempt) this.forget();
         },
       );
     }
@@ -43,17 +39,17 @@ export class SessionPool {
   /** Drops a session that misbehaved (stall, protocol error) so the next get() reconnects. */
   discard(session: SftpSession): void {
     session.destroy();
-    // Forget it now, not when its close event comes: a caller in between must not get a dead session.
-    const current = this.current;
-    current?.then((s) => {
-      if (s === session && this.current === current) this.current = undefined;
-    }, () => undefined);
-    if (this.resolved === session) this.current = undefined;
+    if (this.session === session) this.forget();
+  }
+
+  private forget(): void {
+    this.current = undefined;
+    this.session = undefined;
   }
 
   async close(): Promise<void> {
     const current = this.current;
-    this.current = undefined;
+    this.forget();
     if (current) await current.then((s) => s.end(), () => undefined);
   }
 }

@@ -1,7 +1,6 @@
 import * as fs from "node:fs/promises";
 import * as path from "node:path";
 import { createHash } from "node:crypto";
-import type { SFTPWrapper } from "ssh2";
 import type { SftpSession } from "./connect";
 import type { Archive } from "../archive/archive";
 import type { FileRecord, FileVersion } from "../archive/catalog";
@@ -14,7 +13,6 @@ import { closeRemote, openRemote, readRange, type ReadRangeOptions } from "./rea
 
 export interface TransferContext {
   session: SftpSession;
-  sftp: SFTPWrapper;
   archive: Archive;
   remoteDir: string;
   read: ReadRangeOptions;
@@ -82,7 +80,7 @@ export async function pullGrown(ctx: TransferContext, remote: RemoteFile, record
   }
   if (localSize > record.size) await fs.truncate(dest, record.size); // an append that a crash interrupted: redo it
 
-  const sftp = ctx.sftp;
+  const sftp = ctx.session.sftp;
   const rpath = remotePath(ctx.remoteDir, remote.rel);
   const handle = await openRemote(ctx.session, rpath);
   try {
@@ -177,7 +175,7 @@ async function downloadToPartial(ctx: TransferContext, remote: RemoteFile): Prom
       if (resumeFrom > 0) await out.truncate(resumeFrom);
       let pos = resumeFrom;
       const flusher = new Flusher(out);
-      await readRange(ctx.sftp, handle, resumeFrom, remote.size, async (chunk) => {
+      await readRange(ctx.session.sftp, handle, resumeFrom, remote.size, async (chunk) => {
         hash.update(chunk);
         await out.write(chunk, 0, chunk.length, pos);
         pos += chunk.length;
@@ -248,6 +246,6 @@ async function keepVersion(ctx: TransferContext, rel: string, dest: string, old:
 
 async function readAll(ctx: TransferContext, handle: Buffer, rpath: string, start: number, end: number): Promise<Buffer> {
   const parts: Buffer[] = [];
-  await readRange(ctx.sftp, handle, start, end, (c) => void parts.push(c), { ...ctx.read, label: rpath });
+  await readRange(ctx.session.sftp, handle, start, end, (c) => void parts.push(c), { ...ctx.read, label: rpath });
   return Buffer.concat(parts);
 }

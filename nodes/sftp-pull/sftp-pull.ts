@@ -24,7 +24,7 @@ export = (RED: NodeAPI) => {
     RED.nodes.createNode(this, def);
     const server = RED.nodes.getNode(def.server) as SftpServerNode | null;
     const archive = RED.nodes.getNode(def.archive) as BackupArchiveNode | null;
-    const guard = runGuard(this);
+    const guard = runGuard();
     let stop = new AbortController();
 
     this.on("input", (msg, send, done) => {

@@ -1,11 +1,11 @@
-import type { Node, NodeMessage, NodeStatus } from "node-red";
+import type { Node, NodeStatus } from "node-red";
 import { BackupError, messageOf } from "../../lib/errors";
 
 /**
  * One run at a time per node. A message that arrives during a run is answered at once with a
  * report saying so, instead of starting a second run over the same files.
  */
-export function runGuard(node: Node) {
+export function runGuard() {
   let running: Promise<void> | undefined;
   return {
     get busy(): boolean {
@@ -20,7 +20,6 @@ export function runGuard(node: Node) {
     settled(): Promise<void> {
       return running ? running.catch(() => undefined) : Promise.resolve();
     },
-    node,
   };
 }
 
@@ -73,6 +72,3 @@ export function formatDuration(ms: number): string {
   const m = Math.round(s / 60);
   return m < 120 ? `${m}m` : `${Math.round(m / 60)}h`;
 }
-
-export type SendFn = (msg: NodeMessage | Array<NodeMessage | null>) => void;
-export type DoneFn = (err?: Error) => void;
