@@ -120,6 +120,32 @@ describe("archive", () => {
       await archive.withLock(async () => undefined); // released
     });
 
+    it("an update joins a run in this process and shares its catalog; the lock goes when the last leaves", async () => {
+      const dir = tempDir();
+      const archive = await Archive.open(dir);
+      let release!: () => void;
+      const pulling = archive.withLock(async (cat) => {
+        await cat.commit(record("pulled"));
+        await new Promise<void>((resolve) => (release = resolve));
+        return cat.get("verified")?.size;
+      });
+      await new Promise((resolve) => setImmediate(resolve));
+      await archive.update((cat) => cat.commit(record("verified")));
+      const patched = await archive.update((cat) => cat.patch("pulled", { size: 99 }));
+      assert.equal(patched?.size, 99);
+      release();
+      assert.equal(await pulling, record("verified").size, "the run saw the update at once");
+      const other = await Archive.open(dir);
+      const records = await other.withLock(async (cat) => cat.all().map((r) => `${r.path}:${r.size}`).sort());
+      assert.deepEqual(records, ["pulled:99", `verified:${record("verified").size}`]);
+    });
+
+    it("a patch of a vanished record commits nothing", async () => {
+      const archive = await Archive.open(tempDir());
+      assert.equal(await archive.update((cat) => cat.patch("nothing", { size: 1 })), undefined);
+      assert.equal((await archive.readCatalog()).size, 0);
+    });
+
     it("a second process writing while the first holds no lock sees all records", async () => {
       const dir = tempDir();
       const archive = await Archive.open(dir);

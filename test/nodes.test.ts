@@ -70,6 +70,8 @@ class Inbox {
 
 interface Loaded {
   pull: RedNode;
+  /** what the pull told its archive node after each run */
+  outcomes: Msg[];
   out: Inbox;
   caught: Inbox;
   statuses: Array<{ fill?: string; shape?: string; text?: string }>;
@@ -237,7 +239,9 @@ describe("nodes: sftp-server + backup-archive + sftp-pull against a real sshd", 
     };
     // Without a catch node the inbox stays empty (a bare event emitter stands in for the node).
     const caught = new Inbox(helper.getNode("caught") ?? new EventEmitter());
-    loaded = { pull, out: new Inbox(helper.getNode("out")), caught, statuses };
+    const outcomes: Msg[] = [];
+    helper.getNode("arc").onRecord((o: Msg) => outcomes.push(o));
+    loaded = { pull, outcomes, out: new Inbox(helper.getNode("out")), caught, statuses };
     return loaded;
   }
 
@@ -291,6 +295,11 @@ describe("nodes: sftp-server + backup-archive + sftp-pull against a real sshd", 
     const r = msg.payload;
 
     assert.equal(msg.topic, "hourly", "the input message's properties pass through");
+    assert.equal(l.outcomes.length, 1, "the archive node heard of the run once");
+    assert.equal(l.outcomes[0].kind, "pull");
+    assert.equal(l.outcomes[0].ok, true);
+    assert.equal(l.outcomes[0].source, "pull");
+    assert.equal(l.outcomes[0].report, r, "the outcome carries the report itself");
     assert.equal(r.kind, "pull");
     assert.equal(r.archive, "ticks");
     assert.equal(r.server, `${sshd.username}@${sshd.host}:${sshd.port}`);
@@ -546,6 +555,11 @@ describe("nodes: sftp-server + backup-archive + sftp-pull against a real sshd", 
     const text: string = err.error?.message ?? "";
     assert.ok(text.includes(missing), `names the folder: ${text}`);
     assert.match(text, /does not exist/);
+    assert.deepEqual(
+      l.outcomes.map((o) => [o.kind, o.ok, o.error?.code]),
+      [["pull", false, "ARCHIVE_MISSING"]],
+      "the archive node heard of the failed run",
+    );
     const s = lastStatus(l);
     assert.equal(s.fill, "red");
     assert.match(s.text ?? "", /^archive folder /);

@@ -72,11 +72,63 @@ export class Archive {
   }
 
   /**
-   * Runs `fn` holding the archive's lock, with a freshly loaded catalog. The lock is a directory
-   * (atomic on local disks and network shares) refreshed while held; a holder that died leaves it
-   * stale after 30 s, so a crash never wedges the archive.
+   * Runs `fn` holding the archive's lock exclusively (a pull), with a freshly loaded catalog. The lock
+   * is a directory (atomic on local disks and network shares) refreshed while held; a holder that
+   * died leaves it stale after 30 s, so a crash never wedges the archive. A second exclusive run in
+   * this process, or any run in another process, gets ArchiveLocked.
    */
-  async withLock<T>(fn: (catalog: Catalog, signal: AbortSignal) => Promise<T>, options: { waitMs?: number } = {}): Promise<T> {
+  withLock<T>(fn: (catalog: Catalog, signal: AbortSignal) => Promise<T>, options: { waitMs?: number } = {}): Promise<T> {
+    return this.hold(true, fn, options.waitMs ?? 0);
+  }
+
+  /**
+   * Runs a short update `fn` on the catalog. Inside this process it joins a lock already held (a pull
+   * running beside a verify or an upload shares one catalog, and each record change is a single
+   * synchronous get-then-commit, so none is lost); otherwise it takes the lock, waiting up to
+   * `waitMs` (default 60 s) for another process to let go.
+   */
+  update<T>(fn: (catalog: Catalog, signal: AbortSignal) => Promise<T>, options: { waitMs?: number } = {}): Promise<T> {
+    return this.hold(false, fn, options.waitMs ?? 60_000);
+  }
+
+  private held: { catalog: Catalog; lost: AbortController; users: number; exclusive: boolean; release: () => Promise<void> } | undefined;
+  private acquiring: Promise<void> | undefined;
+
+  private async hold<T>(exclusive: boolean, fn: (catalog: Catalog, signal: AbortSignal) => Promise<T>, waitMs: number): Promise<T> {
+    while (this.acquiring) await this.acquiring.catch(() => undefined);
+    if (this.held) {
+      if (exclusive && this.held.exclusive) throw new ArchiveLocked(this.root, new Error("another run in this process holds it"));
+    } else {
+      const acquiring = this.acquire(waitMs);
+      this.acquiring = acquiring;
+      try {
+        await acquiring;
+      } finally {
+        this.acquiring = undefined;
+      }
+    }
+    const held = this.held!;
+    held.users++;
+    if (exclusive) held.exclusive = true;
+    try {
+      return await fn(held.catalog, held.lost.signal);
+    } finally {
+      if (exclusive) held.exclusive = false;
+      if (--held.users === 0) {
+        this.held = undefined;
+        // Whoever comes next waits until the catalog is compacted and the lock let go.
+        const releasing = held.catalog.compact().finally(() => held.release().catch(() => undefined));
+        this.acquiring = releasing;
+        try {
+          await releasing;
+        } finally {
+          if (this.acquiring === releasing) this.acquiring = undefined;
+        }
+      }
+    }
+  }
+
+  private async acquire(waitMs: number): Promise<void> {
     const lost = new AbortController();
     let release: () => Promise<void>;
     try {
@@ -85,7 +137,7 @@ export class Archive {
         realpath: false,
         stale: 30_000,
         update: 5_000,
-        retries: options.waitMs ? { retries: Math.ceil(options.waitMs / 500), factor: 1, minTimeout: 500, maxTimeout: 500 } : 0,
+        retries: waitMs ? { retries: Math.ceil(waitMs / 500), factor: 1, minTimeout: 500, maxTimeout: 500 } : 0,
         onCompromised: (err) => lost.abort(new BackupError("LOCK_LOST", `lost the archive lock: ${err.message}`)),
       });
     } catch (err) {
@@ -94,11 +146,10 @@ export class Archive {
     }
     try {
       const catalog = await Catalog.load(this.stateDir, { writable: true });
-      const result = await fn(catalog, lost.signal);
-      await catalog.compact();
-      return result;
-    } finally {
+      this.held = { catalog, lost, users: 0, exclusive: false, release };
+    } catch (err) {
       await release().catch(() => undefined);
+      throw err;
     }
   }
 }

@@ -128,6 +128,18 @@ export class Catalog {
     this.flushing = undefined;
   }
 
+  /**
+   * Changes some fields of one record and commits it. The read and the change happen in the same
+   * tick, so a patch never undoes another writer's change made while the caller was busy.
+   * Returns undefined (and commits nothing) when the record no longer exists.
+   */
+  patch(p: string, change: Partial<FileRecord> | ((current: FileRecord) => FileRecord)): Promise<FileRecord | undefined> {
+    const current = this.records.get(p);
+    if (!current) return Promise.resolve(undefined);
+    const next = typeof change === "function" ? change(structuredClone(current)) : { ...current, ...change, path: p };
+    return this.commit(next).then(() => next);
+  }
+
   /** Folds the journal into a new snapshot when it has grown long (or always, with force). */
   async compact(force = false): Promise<void> {
     await this.flushing;

@@ -1,6 +1,7 @@
 // Config node: one local archive directory that every other node points at.
 import type { NodeAPI, NodeDef } from "node-red";
-import type { BackupArchiveNode } from "../shared/types";
+import { EventEmitter } from "node:events";
+import type { BackupArchiveNode, RunOutcome } from "../shared/types";
 import { Archive } from "../../lib/archive/archive";
 
 interface BackupArchiveDef extends NodeDef {
@@ -19,5 +20,12 @@ export = (RED: NodeAPI) => {
         opening = undefined; // a disk plugged in later gets another chance
         throw err;
       }));
+    const outcomes = new EventEmitter();
+    outcomes.setMaxListeners(0);
+    this.record = (outcome: RunOutcome) => outcomes.emit("outcome", outcome);
+    this.onRecord = (listener) => {
+      outcomes.on("outcome", listener);
+      return () => outcomes.off("outcome", listener);
+    };
   });
 };

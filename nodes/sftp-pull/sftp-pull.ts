@@ -4,7 +4,7 @@ import { blankPullReport, pull, type PullProgress, type PullReport } from "../..
 import { describeServer } from "../../lib/sftp/connect";
 import { parseGlobs } from "../../lib/sftp/plan";
 import { BackupError, ConfigError } from "../../lib/errors";
-import { BUSY_PROBLEM, formatBytes, formatDuration, progressStatus, reportFailure, runGuard } from "../shared/node-helpers";
+import { BUSY_PROBLEM, formatBytes, formatDuration, progressStatus, recordOutcome, reportFailure, runGuard } from "../shared/node-helpers";
 import type { BackupArchiveNode, SftpServerNode } from "../shared/types";
 
 interface SftpPullDef extends NodeDef {
@@ -58,10 +58,14 @@ export = (RED: NodeAPI) => {
           },
         });
         this.status(summaryStatus(report));
+        recordOutcome(archive, this, "pull", { report });
         send({ ...msg, payload: report });
         if (report.problems.length > 0) done(new BackupError("PULL_PROBLEMS", problemsText(report)));
         else done();
-      })?.catch((err) => reportFailure(this, err, done, stop.signal.aborted));
+      })?.catch((err) => {
+        if (!stop.signal.aborted) recordOutcome(archive, this, "pull", { error: err });
+        reportFailure(this, err, done, stop.signal.aborted);
+      });
     });
 
     this.on("close", (_removed: boolean, done: () => void) => {

@@ -1,5 +1,18 @@
 import type { Node, NodeStatus } from "node-red";
 import { BackupError, messageOf } from "../../lib/errors";
+import type { BackupArchiveNode, RunReport } from "./types";
+
+/** Tells the archive how a run ended: its report, or the error that stopped it. */
+export function recordOutcome(archive: BackupArchiveNode | null, node: Node, kind: string, result: { report: RunReport } | { error: unknown }): void {
+  if (!archive) return;
+  const at = new Date().toISOString();
+  if ("report" in result) {
+    archive.record({ kind, source: node.id, ok: result.report.problems.length === 0, at, report: result.report });
+  } else {
+    const err = result.error;
+    archive.record({ kind, source: node.id, ok: false, at, error: { code: err instanceof BackupError ? err.code : "ERROR", message: messageOf(err) } });
+  }
+}
 
 /**
  * One run at a time per node. A message that arrives during a run is answered at once with a

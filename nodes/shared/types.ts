@@ -8,6 +8,34 @@ export interface BackupArchiveNode extends Node {
   archivePath: string;
   /** opens the archive on first use (the disk may be plugged in after Node-RED started) */
   open(): Promise<Archive>;
+  /**
+   * Every node hands each run's outcome here: its report when the run ended, or a failure when it
+   * could not run at all. Listeners (the Home Assistant health, the alert node) keep the picture.
+   */
+  record(outcome: RunOutcome): void;
+  /** Subscribes to outcomes; returns the unsubscribe function (call it on close). */
+  onRecord(listener: (outcome: RunOutcome) => void): () => void;
+}
+
+/** A report is a plain JSON object with at least these fields (`kind`: pull, verify, disk, offsite, drill…). */
+export interface RunReport {
+  kind: string;
+  archive: string;
+  startedAt: string;
+  finishedAt: string;
+  problems: Array<{ code: string; message: string; path?: string }>;
+}
+
+/** What one run of a node came to: `ok` is false when the run failed or its report lists problems. */
+export interface RunOutcome {
+  kind: string;
+  /** the node that ran (its id), so that several nodes of one kind are told apart */
+  source: string;
+  ok: boolean;
+  at: string;
+  report?: RunReport;
+  /** the failure when the run did not produce a report */
+  error?: { code: string; message: string };
 }
 
 export interface SftpServerCredentials {
