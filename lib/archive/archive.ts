@@ -4,7 +4,9 @@ import { randomUUID } from "node:crypto";
 import * as lockfile from "proper-lockfile";
 import { ArchiveLocked, BackupError, ConfigError } from "../errors";
 import { Catalog } from "./catalog";
+import { describeFilesystem, filesystemDifferences, probeFilesystem, type FsIdentity } from "./filesystem";
 import { exists, fsyncDir, writeFileAtomic } from "./fsutil";
+import { readKnown, rememberKnown, knownFile } from "./known";
 import { STATE_DIR } from "./paths";
 
 export interface ArchiveIdentity {
@@ -12,6 +14,18 @@ export interface ArchiveIdentity {
   name: string;
   createdAt: string;
   format: 1;
+  /** the filesystem the archive lives on, recorded at creation (or at the first open by a version that records it) */
+  filesystem?: FsIdentity;
+}
+
+export interface OpenOptions {
+  name?: string;
+  /**
+   * A folder outside the archive where the caller remembers the archive it opened at this path
+   * (Node-RED: its user directory). With it, a path that held an archive before and now holds none
+   * (an unplugged disk's empty mount point) is refused instead of initialised.
+   */
+  knownDir?: string;
 }
 
 /**
@@ -30,20 +44,25 @@ export class Archive {
    * must already exist: a missing folder usually means an unplugged disk, and creating it would fill
    * the wrong disk.
    */
-  static async open(root: string, options: { name?: string } = {}): Promise<Archive> {
+  static async open(root: string, options: OpenOptions = {}): Promise<Archive> {
     if (!root || !path.isAbsolute(root)) throw new ConfigError(`archive path must be an absolute folder, got ${JSON.stringify(root)}`);
     const stat = await fs.stat(root).catch(() => undefined);
-    if (!stat) {
-      throw new BackupError("ARCHIVE_MISSING", `archive folder ${root} does not exist: is the backup disk mounted? Create the folder once by hand.`, {
-        retryable: true,
-      });
-    }
+    if (!stat) throw missing(root);
     if (!stat.isDirectory()) throw new ConfigError(`archive path ${root} is not a folder`);
     const stateDir = path.join(root, STATE_DIR);
     const identityFile = path.join(stateDir, "archive.json");
+    const known = options.knownDir ? await readKnown(options.knownDir, root) : undefined;
     if (!(await exists(identityFile))) {
+      // An empty `.tick-backup` folder made by hand is the way to start a new archive here on purpose.
+      if (known && !(await exists(stateDir))) throw await notFound(root, known, options.knownDir!);
       await fs.mkdir(stateDir, { recursive: true });
-      const identity: ArchiveIdentity = { id: randomUUID(), name: options.name ?? path.basename(root), createdAt: new Date().toISOString(), format: 1 };
+      const identity: ArchiveIdentity = {
+        id: randomUUID(),
+        name: options.name ?? path.basename(root),
+        createdAt: new Date().toISOString(),
+        format: 1,
+        filesystem: await probeFilesystem(root),
+      };
       // Written aside, then linked into place: of two processes opening a new archive at once, one wins and both read its identity.
       const tmp = `${identityFile}.${randomUUID()}`;
       await writeFileAtomic(tmp, JSON.stringify(identity, null, 2) + "\n");
@@ -53,9 +72,46 @@ export class Archive {
       await fs.rm(tmp, { force: true });
       await fsyncDir(stateDir);
     }
-    const identity: ArchiveIdentity = JSON.parse(await fs.readFile(identityFile, "utf8"));
+    let identity: ArchiveIdentity = JSON.parse(await fs.readFile(identityFile, "utf8"));
+    if (known && known.id !== identity.id) {
+      throw new BackupError(
+        "ARCHIVE_REPLACED",
+        `${root} holds archive "${identity.name}" (${identity.id}), not archive "${known.name}" (${known.id}) that was opened here before: ` +
+          `is another disk mounted here? If the change is deliberate, delete ${knownFile(options.knownDir!, root)}.`,
+      );
+    }
+    if (identity.filesystem) {
+      await checkFilesystem(root, identity.filesystem);
+    } else {
+      // Archives made before filesystems were recorded learn theirs at the first open.
+      identity = { ...identity, filesystem: await probeFilesystem(root) };
+      await writeFileAtomic(identityFile, JSON.stringify(identity, null, 2) + "\n");
+    }
     await Promise.all(["partial", "versions"].map((d) => fs.mkdir(path.join(stateDir, d), { recursive: true })));
+    if (options.knownDir && (!known || known.filesystem?.dev !== identity.filesystem?.dev)) {
+      await rememberKnown(options.knownDir, { path: path.resolve(root), id: identity.id, name: identity.name, filesystem: identity.filesystem, openedAt: new Date().toISOString() });
+    }
     return new Archive(root, identity);
+  }
+
+  /**
+   * Proves the archive is still where it was opened: the folder exists, holds this archive's
+   * identity, and sits on the filesystem recorded at creation. Runs before every lock, so that a
+   * disk unplugged while Node-RED runs never lets a writer fill the disk beneath its mount point.
+   */
+  async checkPlace(): Promise<void> {
+    const stat = await fs.stat(this.root).catch(() => undefined);
+    if (!stat) throw missing(this.root);
+    let id: string | undefined;
+    try {
+      id = (JSON.parse(await fs.readFile(path.join(this.stateDir, "archive.json"), "utf8")) as ArchiveIdentity).id;
+    } catch {
+      id = undefined;
+    }
+    if (id !== this.identity.id) {
+      throw await notFound(this.root, this.identity);
+    }
+    if (this.identity.filesystem) await checkFilesystem(this.root, this.identity.filesystem);
   }
 
   get partialDir(): string {
@@ -129,6 +185,7 @@ export class Archive {
   }
 
   private async acquire(waitMs: number): Promise<void> {
+    await this.checkPlace();
     const lost = new AbortController();
     let release: () => Promise<void>;
     try {
@@ -152,4 +209,38 @@ export class Archive {
       throw err;
     }
   }
+}
+
+function missing(root: string): BackupError {
+  return new BackupError("ARCHIVE_MISSING", `archive folder ${root} does not exist: is the backup disk mounted? Create the folder once by hand.`, {
+    retryable: true,
+  });
+}
+
+/** There is no archive (or another one) where one was: the usual cause is a disk that is not mounted. */
+async function notFound(root: string, known: { id: string; name: string; filesystem?: FsIdentity }, knownDir?: string): Promise<BackupError> {
+  const here = await probeFilesystem(root).then(describeFilesystem, () => "an unknown filesystem");
+  const was = known.filesystem ? ` on ${describeFilesystem(known.filesystem)}` : "";
+  const remedy = knownDir
+    ? `If you want a new, empty archive here, create the folder ${path.join(root, STATE_DIR)} by hand (or delete ${knownFile(knownDir, root)}).`
+    : "Mount the disk and try again.";
+  return new BackupError(
+    "ARCHIVE_NOT_FOUND",
+    `archive "${known.name}" (${known.id}) was at ${root}${was}, but that folder now holds no such archive and is on ${here}: ` +
+      `is the backup disk mounted? Nothing was written. ${remedy}`,
+    { retryable: true },
+  );
+}
+
+async function checkFilesystem(root: string, recorded: FsIdentity): Promise<void> {
+  const current = await probeFilesystem(root);
+  const differences = filesystemDifferences(recorded, current);
+  if (differences.length === 0) return;
+  throw new BackupError(
+    "ARCHIVE_FS_CHANGED",
+    `archive folder ${root} is on ${describeFilesystem(current)}, but the archive was created on ${describeFilesystem(recorded)} ` +
+      `(${differences.join("; ")}). Nothing was written. Mount the backup disk; if the archive was moved to this disk on purpose, ` +
+      `remove "filesystem" from ${path.join(root, STATE_DIR, "archive.json")} and it is recorded anew at the next open.`,
+    { retryable: true },
+  );
 }
