@@ -53,18 +53,7 @@ const PLACE_ERRORS: Record<string, PathSpace["state"]> = {
 export async function checkDisk(options: DiskCheckOptions): Promise<DiskReport> {
   const now = options.now ?? (() => new Date());
   const started = now();
-  const report: DiskReport = {
-    kind: "disk",
-    archive: options.archiveName,
-    startedAt: started.toISOString(),
-    finishedAt: started.toISOString(),
-    durationMs: 0,
-    level: "ok",
-    archiveDisk: { path: options.archivePath, mounted: false, state: "missing", level: "critical" },
-    extra: [],
-    volume: null,
-    problems: [],
-  };
+  const report = blankDiskReport(options.archiveName, options.archivePath, started);
 
   let archive: Archive | undefined;
   try {
@@ -106,6 +95,22 @@ export async function checkDisk(options: DiskCheckOptions): Promise<DiskReport> 
   report.finishedAt = finished.toISOString();
   report.durationMs = Math.max(0, finished.getTime() - started.getTime());
   return report;
+}
+
+/** A report with nothing checked yet: the shape of every answer, busy answers included. */
+export function blankDiskReport(archive: string, archivePath: string, started = new Date()): DiskReport {
+  return {
+    kind: "disk",
+    archive,
+    startedAt: started.toISOString(),
+    finishedAt: started.toISOString(),
+    durationMs: 0,
+    level: "ok",
+    archiveDisk: { path: archivePath, mounted: false, state: "missing", level: "critical" },
+    extra: [],
+    volume: null,
+    problems: [],
+  };
 }
 
 function minOf(a: number | null, b: number | null): number | null {

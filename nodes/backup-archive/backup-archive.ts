@@ -1,6 +1,7 @@
 // Config node: one local archive directory that every other node points at.
 import type { NodeAPI, NodeDef } from "node-red";
 import { EventEmitter } from "node:events";
+import * as path from "node:path";
 import type { BackupArchiveNode, RunOutcome } from "../shared/types";
 import { Archive } from "../../lib/archive/archive";
 
@@ -15,8 +16,11 @@ export = (RED: NodeAPI) => {
     this.archiveName = def.name || "archive";
     this.archivePath = def.path;
     let opening: Promise<Archive> | undefined;
+    // Remembers the archive opened at this path, so that an unplugged disk's empty mount point is never taken for a new archive.
+    const userDir = (RED.settings as { userDir?: string }).userDir;
+    const knownDir = userDir ? path.join(userDir, "tick-backup") : undefined;
     this.open = () =>
-      (opening ??= Archive.open(def.path, { name: this.archiveName }).catch((err) => {
+      (opening ??= Archive.open(def.path, { name: this.archiveName, knownDir }).catch((err) => {
         opening = undefined; // a disk plugged in later gets another chance
         throw err;
       }));

@@ -57,6 +57,8 @@ function shortStatus(err: Error): string {
     if (err.code === "HOST_KEY_CHANGED") return "HOST KEY CHANGED";
     if (err.code === "HOST_KEY_NOT_PINNED") return "host key not pinned";
     if (err.code === "ARCHIVE_MISSING") return "archive folder missing (disk not mounted?)";
+    if (err.code === "ARCHIVE_NOT_FOUND") return "NO ARCHIVE HERE (disk not mounted?)";
+    if (err.code === "ARCHIVE_FS_CHANGED") return "ARCHIVE DISK CHANGED";
   }
   const text = messageOf(err);
   return text.length > 60 ? text.slice(0, 57) + "…" : text;
