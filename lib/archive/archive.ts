@@ -52,7 +52,8 @@ export class Archive {
     const stateDir = path.join(root, STATE_DIR);
     const identityFile = path.join(stateDir, "archive.json");
     const known = options.knownDir ? await readKnown(options.knownDir, root) : undefined;
-    if (!(await exists(identityFile))) {
+    const initialise = !(await exists(identityFile));
+    if (initialise) {
       // An empty `.tick-backup` folder made by hand is the way to start a new archive here on purpose.
       if (known && !(await exists(stateDir))) throw await notFound(root, known, options.knownDir!);
       await fs.mkdir(stateDir, { recursive: true });
@@ -73,7 +74,7 @@ export class Archive {
       await fsyncDir(stateDir);
     }
     let identity: ArchiveIdentity = JSON.parse(await fs.readFile(identityFile, "utf8"));
-    if (known && known.id !== identity.id) {
+    if (known && known.id !== identity.id && !initialise) {
       throw new BackupError(
         "ARCHIVE_REPLACED",
         `${root} holds archive "${identity.name}" (${identity.id}), not archive "${known.name}" (${known.id}) that was opened here before: ` +
@@ -88,7 +89,7 @@ export class Archive {
       await writeFileAtomic(identityFile, JSON.stringify(identity, null, 2) + "\n");
     }
     await Promise.all(["partial", "versions"].map((d) => fs.mkdir(path.join(stateDir, d), { recursive: true })));
-    if (options.knownDir && (!known || known.filesystem?.dev !== identity.filesystem?.dev)) {
+    if (options.knownDir && (!known || known.id !== identity.id || known.filesystem?.dev !== identity.filesystem?.dev)) {
       await rememberKnown(options.knownDir, { path: path.resolve(root), id: identity.id, name: identity.name, filesystem: identity.filesystem, openedAt: new Date().toISOString() });
     }
     return new Archive(root, identity);
