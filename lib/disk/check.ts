@@ -1,7 +1,8 @@
 import type { Archive } from "../archive/archive";
 import type { FsIdentity } from "../archive/filesystem";
 import { readHistory } from "../archive/history";
-import { BackupError } from "../errors";
+import * as path from "node:path";
+import { BackupError, ConfigError } from "../errors";
 import { levelOf, measurePath, worst, type Level, type PathSpace, type Thresholds } from "./space";
 import { computeVolume, type VolumeStats } from "./volume";
 
@@ -54,6 +55,7 @@ export async function checkDisk(options: DiskCheckOptions): Promise<DiskReport> 
   const now = options.now ?? (() => new Date());
   const started = now();
   const report = blankDiskReport(options.archiveName, options.archivePath, started);
+  for (const p of options.extraPaths) if (!path.isAbsolute(p)) throw new ConfigError(`watched path must be absolute, got ${JSON.stringify(p)}`);
 
   let archive: Archive | undefined;
   try {
