@@ -4,7 +4,7 @@ import { randomUUID } from "node:crypto";
 import * as lockfile from "proper-lockfile";
 import { ArchiveLocked, BackupError, ConfigError } from "../errors";
 import { Catalog } from "./catalog";
-import { describeFilesystem, filesystemDifferences, probeFilesystem, type FsIdentity } from "./filesystem";
+import { describeFilesystem, filesystemDifferences, isRecordedFilesystem, probeFilesystem, type FsIdentity } from "./filesystem";
 import { exists, fsyncDir, writeFileAtomic } from "./fsutil";
 import { readKnown, rememberKnown, knownFile } from "./known";
 import { STATE_DIR } from "./paths";
@@ -234,6 +234,7 @@ async function notFound(root: string, known: { id: string; name: string; filesys
 }
 
 async function checkFilesystem(root: string, recorded: FsIdentity): Promise<void> {
+  if (await isRecordedFilesystem(root, recorded)) return;
   const current = await probeFilesystem(root);
   const differences = filesystemDifferences(recorded, current);
   if (differences.length === 0) return;

@@ -52,6 +52,19 @@ function devOf(st: { dev: number }): string {
   return `${major}:${minor}`;
 }
 
+/**
+ * The cheap check done before every lock: the same device number and type as recorded means the
+ * same filesystem, with no walk up the tree and no mount table. Anything else takes the full probe.
+ */
+export async function isRecordedFilesystem(dir: string, recorded: FsIdentity): Promise<boolean> {
+  const [st, sf] = await Promise.all([fs.stat(dir), fs.statfs(dir)]);
+  return devOf(st) === recorded.dev && typeName(sf.type) === recorded.type;
+}
+
+function typeName(type: number): string {
+  return TYPE_NAMES[type] ?? `0x${type.toString(16)}`;
+}
+
 /** Probes the filesystem of an existing folder. */
 export async function probeFilesystem(dir: string): Promise<FsIdentity> {
   const real = await fs.realpath(dir);
@@ -67,7 +80,7 @@ export async function probeFilesystem(dir: string): Promise<FsIdentity> {
   }
   const identity: FsIdentity = {
     dev: devOf(st),
-    type: TYPE_NAMES[sf.type] ?? `0x${sf.type.toString(16)}`,
+    type: typeName(sf.type),
     totalBytes: sf.blocks * sf.bsize,
     mountPoint,
   };
