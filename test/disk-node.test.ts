@@ -7,12 +7,15 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import * as util from "node:util";
 import { bindMount, mountTmpfs, unmount, unmountAll } from "./support/mounts";
-import { tempDir } from "./support/tree";
+import { startSshd, type Sshd } from "./support/sshd";
+import { tempDir, tickLines, write } from "./support/tree";
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const helper = require("node-red-node-test-helper");
 const archiveNode = require(path.join(__dirname, "../nodes/backup-archive/backup-archive.js"));
 const diskNode = require(path.join(__dirname, "../nodes/disk-space/disk-space.js"));
+const serverNode = require(path.join(__dirname, "../nodes/sftp-server/sftp-server.js"));
+const pullNode = require(path.join(__dirname, "../nodes/sftp-pull/sftp-pull.js"));
 
 helper.init(require.resolve("node-red"));
 
@@ -154,4 +157,67 @@ describe("node disk-space", function () {
       assert.deepEqual(fs.readdirSync(at), [], util.inspect(fs.readdirSync(at)));
     });
   }
+
+  describe("beside sftp-pull from a real sshd", () => {
+    let sshd: Sshd;
+    before(async () => {
+      sshd = await startSshd();
+    });
+    after(async () => {
+      await sshd?.stop();
+    });
+
+    it("the pull refuses the empty mount point of an unplugged disk, also after a restart, and goes on when it is back", async () => {
+      const remote = path.join(sshd.root, "ticks");
+      write(remote, "EURUSD/2026-11-26.csv", tickLines("EURUSD", 300));
+      const flow = [
+        { id: "f1", type: "tab", label: "pull test" },
+        { id: "srv", type: "sftp-server", name: "", host: sshd.host, port: sshd.port, username: sshd.username, hostFingerprint: sshd.hostFingerprint },
+        { id: "arc", type: "backup-archive", name: "ticks", path: at },
+        { id: "pull", type: "sftp-pull", z: "f1", x: 200, y: 100, name: "", server: "srv", archive: "arc", remoteDir: remote, include: "**", exclude: "", settleSeconds: 0, maxAgeDays: 0, concurrency: 2, bwLimitKBps: 0, wires: [["out"]] },
+        { id: "out", type: "helper", z: "f1", x: 400, y: 100, wires: [] },
+        { id: "catch", type: "catch", z: "f1", x: 200, y: 200, name: "", scope: null, uncaught: false, wires: [["caught"]] },
+        { id: "caught", type: "helper", z: "f1", x: 400, y: 200, wires: [] },
+      ];
+      const start = async () => {
+        await helper.load([serverNode, archiveNode, pullNode], flow, { srv: { privateKey: sshd.privateKey } });
+        const node = helper.getNode("pull");
+        const seen = { out: [] as Msg[], caught: [] as Msg[], statuses: [] as Msg[] };
+        const original = node.status;
+        node.status = function (st: Msg) {
+          seen.statuses.push(st);
+          return original.call(this, st);
+        };
+        helper.getNode("out").on("input", (m: Msg) => seen.out.push(m));
+        helper.getNode("caught").on("input", (m: Msg) => seen.caught.push(m));
+        const run = async () => {
+          const n = seen.out.length + seen.caught.length;
+          node.receive({ payload: "go" });
+          await waitFor("the pull to end", () => (seen.out.length + seen.caught.length > n ? true : undefined), 20_000);
+        };
+        return { seen, run };
+      };
+
+      let p = await start();
+      await p.run();
+      assert.equal(p.seen.out[0].payload.counts.new, 1);
+      unmount(at);
+      write(remote, "EURUSD/2026-11-27.csv", tickLines("EURUSD", 100));
+      await p.run();
+      assert.match(p.seen.caught[0].error.message, /is the backup disk mounted\? Nothing was written/);
+      assert.deepEqual(p.seen.statuses.at(-1), { fill: "red", shape: "ring", text: "NO ARCHIVE HERE (disk not mounted?)" });
+      assert.deepEqual(fs.readdirSync(at), []);
+
+      await helper.unload();
+      p = await start(); // a restart: a fresh open, refused by the memory in the user directory
+      await p.run();
+      assert.match(p.seen.caught[0].error.message, /was at .* is the backup disk mounted\?/s);
+      assert.deepEqual(fs.readdirSync(at), [], "no archive was started in the empty mount point");
+
+      bindMount(store, at);
+      await p.run();
+      assert.equal(p.seen.out.at(-1).payload.counts.new, 1);
+      assert.ok(fs.existsSync(path.join(at, "EURUSD/2026-11-27.csv")));
+    });
+  });
 });
