@@ -14,7 +14,7 @@ import { checkDisk } from "../lib/disk/check";
 import { DEFAULT_THRESHOLDS, levelOf, measurePath, parseSize } from "../lib/disk/space";
 import { BackupError, ConfigError } from "../lib/errors";
 import { pull } from "../lib/sftp/pull";
-import { bindMount, mountTmpfs, unmount, unmountAll } from "./support/mounts";
+import { bindMount, mountMode, mountTmpfs, unmount, unmountAll } from "./support/mounts";
 import { sshdServer } from "./support/pull-env";
 import { startSshd, type Sshd } from "./support/sshd";
 import { tempDir, tickLines, write } from "./support/tree";
@@ -91,7 +91,7 @@ describe("the archive's disk", function () {
       fs.mkdirSync(path.join(d.at, ".tick-backup"));
       const second = await Archive.open(d.at, { knownDir: known });
       assert.notEqual(second.identity.id, first.identity.id);
-      assert.notEqual(second.identity.filesystem?.type, "tmpfs");
+      assert.notEqual(second.identity.filesystem?.dev, first.identity.filesystem?.dev);
       // and now the memory knows the new one: the old disk plugged back in is another archive
       d.plug();
       await assert.rejects(Archive.open(d.at, { knownDir: known }), rejectsWith("ARCHIVE_REPLACED", new RegExp(first.identity.id)));
@@ -113,7 +113,7 @@ describe("the archive's disk", function () {
       fs.writeFileSync(file, JSON.stringify(rest));
       const adopted = await Archive.open(d.at);
       assert.equal(adopted.identity.id, archive.identity.id);
-      assert.notEqual(adopted.identity.filesystem?.type, "tmpfs");
+      assert.notEqual(adopted.identity.filesystem?.dev, archive.identity.filesystem?.dev);
       assert.ok(JSON.parse(fs.readFileSync(file, "utf8")).filesystem, "recorded anew");
       assert.equal(await adopted.update(async (cat) => cat.get("a.csv")?.size), 1);
     });
@@ -146,15 +146,29 @@ describe("the archive's disk", function () {
       const d = disk(16);
       fs.writeFileSync(path.join(d.at, "four-mib.bin"), Buffer.alloc(4 * MiB, 1));
       const space = await measurePath(d.at);
-      const sf = fs.statfsSync(d.at);
       assert.equal(space.state, "ok");
       assert.equal(space.mounted, true);
       assert.equal(space.total, 16 * MiB);
-      assert.equal(space.free, sf.bavail * sf.bsize);
+      if (mountMode === "real") {
+        const sf = fs.statfsSync(d.at);
+        assert.equal(space.free, sf.bavail * sf.bsize);
+      }
       assert.equal(space.used, 4 * MiB);
       assert.equal(space.usedPercent, 25);
       assert.equal(space.fsType, "tmpfs");
       assert.equal(space.mountPoint, d.at);
+    });
+
+    it("measures a folder on the machine's own disk with check-disk-space (df), agreeing with statfs", async () => {
+      const dir = tempDir();
+      fs.writeFileSync(path.join(dir, "a-file"), "x"); // an empty folder on the root disk would be "not mounted"
+      const space = await measurePath(dir);
+      const sf = fs.statfsSync(dir);
+      assert.equal(space.state, "ok");
+      assert.equal(space.total, sf.blocks * sf.bsize);
+      // other processes may write meanwhile: agree within 64 MiB
+      assert.ok(Math.abs(space.free! - sf.bavail * sf.bsize) < 64 * MiB, `df ${space.free} vs statfs ${sf.bavail * sf.bsize}`);
+      assert.equal(space.used, space.total! - space.free!);
     });
 
     it("a missing path is missing, never measured through its parent", async () => {
