@@ -118,6 +118,27 @@ describe("the archive's disk", function () {
       assert.equal(await adopted.update(async (cat) => cat.get("a.csv")?.size), 1);
     });
 
+    it("another disk with its own archive mounted in place of the open one: refused, nothing written", async () => {
+      const a = disk();
+      const archive = await Archive.open(a.at, { name: "a" });
+      a.unplug();
+      const other = tempDir("tick-disk-");
+      mountTmpfs(other, 8);
+      const b = await Archive.open(other, { name: "b" });
+      bindMount(other, a.at);
+      const before = listing(a.at);
+      await assert.rejects(archive.update(async () => "wrote"), rejectsWith("ARCHIVE_REPLACED", new RegExp(`holds archive "b" \\(${b.identity.id}\\), not archive "a"`)));
+      assert.deepEqual(listing(a.at), before);
+    });
+
+    it("a damaged identity file is reported as such, at open and before a lock", async () => {
+      const dir = tempDir();
+      const archive = await Archive.open(dir);
+      fs.writeFileSync(path.join(dir, ".tick-backup", "archive.json"), "{ torn");
+      await assert.rejects(Archive.open(dir), rejectsWith("ARCHIVE_IDENTITY_DAMAGED", /archive\.json is damaged/));
+      await assert.rejects(archive.withLock(async () => "wrote"), rejectsWith("ARCHIVE_IDENTITY_DAMAGED"));
+    });
+
     it("a device number that changes alone (reboot, remount) is no alarm; with the size too it is", () => {
       const usb: FsIdentity = { dev: "8:17", type: "ext", totalBytes: 2e12, mountPoint: "/media/backup", source: "/dev/sdb1", fsType: "ext4" };
       assert.deepEqual(filesystemDifferences(usb, { ...usb, dev: "8:33", source: "/dev/sdc1" }), []);

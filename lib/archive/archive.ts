@@ -73,14 +73,8 @@ export class Archive {
       await fs.rm(tmp, { force: true });
       await fsyncDir(stateDir);
     }
-    let identity: ArchiveIdentity = JSON.parse(await fs.readFile(identityFile, "utf8"));
-    if (known && known.id !== identity.id && !initialise) {
-      throw new BackupError(
-        "ARCHIVE_REPLACED",
-        `${root} holds archive "${identity.name}" (${identity.id}), not archive "${known.name}" (${known.id}) that was opened here before: ` +
-          `is another disk mounted here? If the change is deliberate, delete ${knownFile(options.knownDir!, root)}.`,
-      );
-    }
+    let identity = parseIdentity(await fs.readFile(identityFile, "utf8"), stateDir);
+    if (known && known.id !== identity.id && !initialise) throw replaced(root, identity, known, knownFile(options.knownDir!, root));
     if (identity.filesystem) {
       await checkFilesystem(root, identity.filesystem);
     } else {
@@ -103,15 +97,15 @@ export class Archive {
   async checkPlace(): Promise<void> {
     const stat = await fs.stat(this.root).catch(() => undefined);
     if (!stat) throw missing(this.root);
-    let id: string | undefined;
+    let text: string;
     try {
-      id = (JSON.parse(await fs.readFile(path.join(this.stateDir, "archive.json"), "utf8")) as ArchiveIdentity).id;
-    } catch {
-      id = undefined;
+      text = await fs.readFile(path.join(this.stateDir, "archive.json"), "utf8");
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === "ENOENT" || (err as NodeJS.ErrnoException).code === "ENOTDIR") throw await notFound(this.root, this.identity);
+      throw err;
     }
-    if (id !== this.identity.id) {
-      throw await notFound(this.root, this.identity);
-    }
+    const found = parseIdentity(text, this.stateDir);
+    if (found.id !== this.identity.id) throw replaced(this.root, found, this.identity);
     if (this.identity.filesystem) await checkFilesystem(this.root, this.identity.filesystem);
   }
 
@@ -218,7 +212,27 @@ function missing(root: string): BackupError {
   });
 }
 
-/** There is no archive (or another one) where one was: the usual cause is a disk that is not mounted. */
+function parseIdentity(text: string, stateDir: string): ArchiveIdentity {
+  try {
+    const identity = JSON.parse(text) as ArchiveIdentity;
+    if (typeof identity.id === "string") return identity;
+  } catch {
+    // reported below
+  }
+  throw new BackupError("ARCHIVE_IDENTITY_DAMAGED", `${path.join(stateDir, "archive.json")} is damaged: it does not name the archive. Restore it from a copy; nothing was written.`);
+}
+
+function replaced(root: string, found: { id: string; name: string }, expected: { id: string; name: string }, rememberedIn?: string): BackupError {
+  const remedy = rememberedIn ? ` If the change is deliberate, delete ${rememberedIn}.` : "";
+  return new BackupError(
+    "ARCHIVE_REPLACED",
+    `${root} holds archive "${found.name}" (${found.id}), not archive "${expected.name}" (${expected.id}) that was opened here before: ` +
+      `is another disk mounted here? Nothing was written.${remedy}`,
+    { retryable: true },
+  );
+}
+
+/** There is no archive where one was: the usual cause is a disk that is not mounted. */
 async function notFound(root: string, known: { id: string; name: string; filesystem?: FsIdentity }, knownDir?: string): Promise<BackupError> {
   const here = await probeFilesystem(root).then(describeFilesystem, () => "an unknown filesystem");
   const was = known.filesystem ? ` on ${describeFilesystem(known.filesystem)}` : "";
