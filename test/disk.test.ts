@@ -262,6 +262,11 @@ describe("the archive's disk", function () {
       assert.deepEqual(h.entries.map((e) => e.bytes), [10, 20]);
       assert.equal(h.damaged, 2);
       assert.deepEqual(await readHistory(tempDir()), { entries: [], damaged: 0 });
+      // the next run after the crash starts on a fresh line: only the torn one is lost
+      await appendHistory(dir, { ...entry, bytes: 30 });
+      const after = await readHistory(dir);
+      assert.deepEqual(after.entries.map((e) => e.bytes), [10, 20, 30]);
+      assert.equal(after.damaged, 2);
     });
   });
 

@@ -25,9 +25,12 @@ export interface RunHistoryEntry {
 export const HISTORY_FILE = "history.jsonl";
 
 export async function appendHistory(stateDir: string, entry: RunHistoryEntry): Promise<void> {
-  const handle = await fs.open(path.join(stateDir, HISTORY_FILE), "a");
+  const handle = await fs.open(path.join(stateDir, HISTORY_FILE), "a+");
   try {
-    await handle.write(JSON.stringify(entry) + "\n");
+    // After a crash mid-write the file ends in a torn line: start on a fresh line, so only that one is lost.
+    const { size } = await handle.stat();
+    const last = size > 0 ? (await handle.read(Buffer.alloc(1), 0, 1, size - 1)).buffer.toString() : "\n";
+    await handle.write((last === "\n" ? "" : "\n") + JSON.stringify(entry) + "\n");
     await handle.sync();
   } finally {
     await handle.close();
