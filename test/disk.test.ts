@@ -111,6 +111,7 @@ describe("the archive's disk", function () {
       const file = path.join(d.at, ".tick-backup", "archive.json");
       const { filesystem: _old, ...rest } = JSON.parse(fs.readFileSync(file, "utf8"));
       fs.writeFileSync(file, JSON.stringify(rest));
+      assert.equal(await archive.update(async (cat) => cat.get("a.csv")?.size), 1, "the open archive goes on without a restart");
       const adopted = await Archive.open(d.at);
       assert.equal(adopted.identity.id, archive.identity.id);
       assert.notEqual(adopted.identity.filesystem?.dev, archive.identity.filesystem?.dev);

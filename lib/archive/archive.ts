@@ -75,13 +75,7 @@ export class Archive {
     }
     let identity = parseIdentity(await fs.readFile(identityFile, "utf8"), stateDir);
     if (known && known.id !== identity.id && !initialise) throw replaced(root, identity, known, knownFile(options.knownDir!, root));
-    if (identity.filesystem) {
-      await checkFilesystem(root, identity.filesystem);
-    } else {
-      // Archives made before filesystems were recorded learn theirs at the first open.
-      identity = { ...identity, filesystem: await probeFilesystem(root) };
-      await writeFileAtomic(identityFile, JSON.stringify(identity, null, 2) + "\n");
-    }
+    identity = await checkOrRecordFilesystem(root, identityFile, identity);
     await Promise.all(["partial", "versions"].map((d) => fs.mkdir(path.join(stateDir, d), { recursive: true })));
     if (options.knownDir && (!known || known.id !== identity.id || known.filesystem?.dev !== identity.filesystem?.dev)) {
       await rememberKnown(options.knownDir, { path: path.resolve(root), id: identity.id, name: identity.name, filesystem: identity.filesystem, openedAt: new Date().toISOString() });
@@ -106,7 +100,8 @@ export class Archive {
     }
     const found = parseIdentity(text, this.stateDir);
     if (found.id !== this.identity.id) throw replaced(this.root, found, this.identity);
-    if (this.identity.filesystem) await checkFilesystem(this.root, this.identity.filesystem);
+    // The identity on disk is compared, so that an adoption (its filesystem removed by hand) works without a restart.
+    await checkOrRecordFilesystem(this.root, path.join(this.stateDir, "archive.json"), found);
   }
 
   get partialDir(): string {
@@ -247,6 +242,20 @@ async function notFound(root: string, known: { id: string; name: string; filesys
   );
 }
 
+/**
+ * Compares the archive's folder with the filesystem its identity records; an identity without one
+ * (made by an earlier version, or adopted on purpose) records the current one.
+ */
+async function checkOrRecordFilesystem(root: string, identityFile: string, identity: ArchiveIdentity): Promise<ArchiveIdentity> {
+  if (identity.filesystem) {
+    await checkFilesystem(root, identity.filesystem);
+    return identity;
+  }
+  const recorded = { ...identity, filesystem: await probeFilesystem(root) };
+  await writeFileAtomic(identityFile, JSON.stringify(recorded, null, 2) + "\n");
+  return recorded;
+}
+
 async function checkFilesystem(root: string, recorded: FsIdentity): Promise<void> {
   if (await isRecordedFilesystem(root, recorded)) return;
   const current = await probeFilesystem(root);
@@ -256,7 +265,7 @@ async function checkFilesystem(root: string, recorded: FsIdentity): Promise<void
     "ARCHIVE_FS_CHANGED",
     `archive folder ${root} is on ${describeFilesystem(current)}, but the archive was created on ${describeFilesystem(recorded)} ` +
       `(${differences.join("; ")}). Nothing was written. Mount the backup disk; if the archive was moved to this disk on purpose, ` +
-      `remove "filesystem" from ${path.join(root, STATE_DIR, "archive.json")} and it is recorded anew at the next open.`,
+      `remove "filesystem" from ${path.join(root, STATE_DIR, "archive.json")} and the next run records the current one.`,
     { retryable: true },
   );
 }
