@@ -5,7 +5,7 @@
 import { strict as assert } from "node:assert";
 import type { FileRecord } from "../lib/archive/catalog";
 import type { RunHistoryEntry } from "../lib/archive/history";
-import { addMonths, computeVolume, isoWeek } from "../lib/disk/volume";
+import { addMonths, computeVolume, dayKey, dayNamer, isoWeek } from "../lib/disk/volume";
 
 function rec(p: string, size: number, mtimeIso: string, firstPulledAt: string): FileRecord {
   const mtime = Date.parse(mtimeIso) / 1000;
@@ -163,6 +163,23 @@ describe("volume statistics", () => {
     assert.equal(isoWeek("2027-01-01"), "2026-W53");
     assert.equal(isoWeek("2024-12-30"), "2025-W01");
     assert.equal(isoWeek("2026-01-01"), "2026-W01");
+  });
+
+  it("the fast day lookup agrees with the plain one, through daylight-saving changes and half-hour zones", () => {
+    const zone = process.env.TZ;
+    try {
+      for (const tz of ["Europe/Berlin", "America/New_York", "Australia/Lord_Howe", "Asia/Kolkata", "UTC"]) {
+        process.env.TZ = tz;
+        const fast = dayNamer(false);
+        // every 7 minutes through the days around both 2026 changes in each hemisphere
+        for (const [from, to] of [["2026-03-27", "2026-04-07"], ["2026-10-02", "2026-11-03"]]) {
+          for (let ms = Date.parse(from); ms < Date.parse(to); ms += 7 * 60_000) assert.equal(fast(ms), dayKey(ms, false), `${tz} ${new Date(ms).toISOString()}`);
+        }
+      }
+    } finally {
+      if (zone === undefined) delete process.env.TZ;
+      else process.env.TZ = zone;
+    }
   });
 
   it("counts days in the local time zone unless told otherwise", () => {

@@ -80,14 +80,7 @@ const DAY_MS = 86_400_000;
 const TABLE = { days: 62, weeks: 27, months: 25 };
 
 export function computeVolume(records: FileRecord[], history: RunHistoryEntry[], options: VolumeOptions): VolumeStats {
-  // Every time zone's offset is a multiple of 15 minutes: one calendar day per quarter hour, looked up once.
-  const days = new Map<number, string>();
-  const dayOf = (ms: number) => {
-    const quarter = Math.floor(ms / 900_000);
-    let day = days.get(quarter);
-    if (day === undefined) days.set(quarter, (day = dayKey(ms, options.utc ?? false)));
-    return day;
-  };
+  const dayOf = dayNamer(options.utc ?? false);
   const today = dayOf(options.now.getTime());
 
   const pulled = new Map<string, DayVolume>();
@@ -197,6 +190,30 @@ function add(byDay: Map<string, DayVolume>, day: string, files: number, bytes: n
   d.files += files;
   d.bytes += bytes;
   byDay.set(day, d);
+}
+
+/**
+ * A fast "YYYY-MM-DD" of many instants: the local offset is looked up once per hour (checked at
+ * both ends of the hour, so a daylight-saving change inside it is handled exactly), and each day's
+ * name is made once.
+ */
+export function dayNamer(utc: boolean): (ms: number) => string {
+  const HOUR = 3_600_000;
+  const offsetAt = (ms: number) => (utc ? 0 : -new Date(ms).getTimezoneOffset() * 60_000);
+  const offsets = new Map<number, number | null>();
+  const names = new Map<number, string>();
+  return (ms) => {
+    const hour = Math.floor(ms / HOUR);
+    let offset = offsets.get(hour);
+    if (offset === undefined) {
+      const start = offsetAt(hour * HOUR);
+      offsets.set(hour, (offset = start === offsetAt(hour * HOUR + HOUR - 1) ? start : null));
+    }
+    const day = Math.floor((ms + (offset ?? offsetAt(ms))) / DAY_MS);
+    let name = names.get(day);
+    if (name === undefined) names.set(day, (name = new Date(day * DAY_MS).toISOString().slice(0, 10)));
+    return name;
+  };
 }
 
 /** "YYYY-MM-DD" of an instant, in local time or UTC. */
