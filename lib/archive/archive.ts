@@ -4,7 +4,7 @@ import { randomUUID } from "node:crypto";
 import * as lockfile from "proper-lockfile";
 import { ArchiveLocked, BackupError, ConfigError } from "../errors";
 import { Catalog } from "./catalog";
-import { describeFilesystem, filesystemDifferences, isRecordedFilesystem, probeFilesystem, type FsIdentity } from "./filesystem";
+import { describeFilesystem, filesystemDifferences, isRecordedFilesystem, matchesRecorded, probeFilesystem, type FsIdentity } from "./filesystem";
 import { exists, fsyncDir, writeFileAtomic } from "./fsutil";
 import { readKnown, rememberKnown, knownFile } from "./known";
 import { STATE_DIR } from "./paths";
@@ -89,17 +89,20 @@ export class Archive {
    * disk unplugged while Node-RED runs never lets a writer fill the disk beneath its mount point.
    */
   async checkPlace(): Promise<void> {
-    const stat = await fs.stat(this.root).catch(() => undefined);
+    // One round of reads in parallel: this runs before every lock.
+    const [stat, text, sf] = await Promise.all([
+      fs.stat(this.root).catch(() => undefined),
+      fs.readFile(path.join(this.stateDir, "archive.json"), "utf8").catch((err: NodeJS.ErrnoException) => err),
+      fs.statfs(this.root).catch(() => undefined),
+    ]);
     if (!stat) throw missing(this.root);
-    let text: string;
-    try {
-      text = await fs.readFile(path.join(this.stateDir, "archive.json"), "utf8");
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === "ENOENT" || (err as NodeJS.ErrnoException).code === "ENOTDIR") throw await notFound(this.root, this.identity);
-      throw err;
+    if (text instanceof Error) {
+      if (text.code === "ENOENT" || text.code === "ENOTDIR") throw await notFound(this.root, this.identity);
+      throw text;
     }
     const found = parseIdentity(text, this.stateDir);
     if (found.id !== this.identity.id) throw replaced(this.root, found, this.identity);
+    if (found.filesystem && sf && matchesRecorded(stat, sf, found.filesystem)) return;
     // The identity on disk is compared, so that an adoption (its filesystem removed by hand) works without a restart.
     await checkOrRecordFilesystem(this.root, path.join(this.stateDir, "archive.json"), found);
   }

@@ -58,6 +58,11 @@ function devOf(st: { dev: number }): string {
  */
 export async function isRecordedFilesystem(dir: string, recorded: FsIdentity): Promise<boolean> {
   const [st, sf] = await Promise.all([fs.stat(dir), fs.statfs(dir)]);
+  return matchesRecorded(st, sf, recorded);
+}
+
+/** The same test on figures the caller already has. */
+export function matchesRecorded(st: { dev: number }, sf: { type: number }, recorded: FsIdentity): boolean {
   return devOf(st) === recorded.dev && typeName(sf.type) === recorded.type;
 }
 

@@ -110,6 +110,7 @@ const emulated = (() => {
       const found = diskOf(dir);
       return found ? { ...found.disk.identity, mountPoint: found.at } : probe(dir);
     });
+    stubs.stub(filesystem, "matchesRecorded").returns(false); // always take the (emulated) full probe
     stubs.stub(filesystem, "isRecordedFilesystem").callsFake(async (dir: string, recorded: FsIdentity) => {
       const now = await probeStub(dir);
       return now.dev === recorded.dev && now.type === recorded.type;
