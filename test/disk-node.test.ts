@@ -140,6 +140,20 @@ describe("node disk-space", function () {
     assert.equal(fs.readdirSync(path.join(userDir, "tick-backup")).length, 1, "the memory lives in the user directory");
   });
 
+  it("a stale copy of the archive on the root disk: ARCHIVE DISK CHANGED, critical, caught", async () => {
+    const n = await load();
+    await n.check();
+    unmount(at);
+    fs.cpSync(path.join(store, ".tick-backup"), path.join(at, ".tick-backup"), { recursive: true });
+    await n.check();
+    const r = n.out[1].payload;
+    assert.equal(r.level, "critical");
+    assert.equal(r.problems[0].code, "ARCHIVE_FS_CHANGED");
+    assert.match(r.problems[0].message, /created on tick-test-disk \(tmpfs\)/);
+    assert.deepEqual(n.statuses.at(-1), { fill: "red", shape: "ring", text: "ARCHIVE DISK CHANGED" });
+    assert.equal(n.caught.length, 1);
+  });
+
   for (const [field, value, text] of [
     ["warnFree", "lots", /warn below free/],
     ["criticalPercent", 150, /critical percent/],
