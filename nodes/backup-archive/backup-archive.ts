@@ -1,12 +1,17 @@
 // Config node: one local archive directory that every other node points at.
 import type { NodeAPI, NodeDef } from "node-red";
 import { EventEmitter } from "node:events";
-import type { BackupArchiveNode, RunOutcome } from "../shared/types";
+import type { BackupArchiveNode, HaMqttNode, RunOutcome } from "../shared/types";
 import { Archive } from "../../lib/archive/archive";
+import { publishHealth } from "./health";
 
 interface BackupArchiveDef extends NodeDef {
   name: string;
   path: string;
+  /** an ha-mqtt node: publish this archive's health to Home Assistant */
+  ha?: string;
+  /** a pull older than this is a problem in Home Assistant (0: never) */
+  staleHours?: number | string;
 }
 
 export = (RED: NodeAPI) => {
@@ -27,5 +32,14 @@ export = (RED: NodeAPI) => {
       outcomes.on("outcome", listener);
       return () => outcomes.off("outcome", listener);
     };
+
+    const ha = def.ha ? (RED.nodes.getNode(def.ha) as HaMqttNode | null) : null;
+    const stale = Number(def.staleHours);
+    const health = ha ? publishHealth(this, ha, { staleHours: def.staleHours === "" || !Number.isFinite(stale) ? 3 : Math.max(0, stale) }) : undefined;
+    this.haNote = () => health?.note();
+    this.on("close", (removed: boolean, done: () => void) => {
+      if (!health) return done();
+      health.close(removed).then(() => done(), () => done());
+    });
   });
 };

@@ -1,0 +1,101 @@
+// Keeps one archive's health snapshot up to date and on disk (`.tick-backup/health.json`), so that
+// the picture in Home Assistant survives a Node-RED restart.
+import * as fs from "node:fs/promises";
+import * as path from "node:path";
+import type { Archive } from "../archive/archive";
+import { writeFileAtomic } from "../archive/fsutil";
+import { messageOf } from "../errors";
+import { applyOutcome, catalogFigures, emptySnapshot, problemsOf, type HealthOutcome, type HealthSnapshot, type ProblemReason } from "./snapshot";
+
+export const HEALTH_FILE = "health.json";
+
+export interface HealthTrackerOptions {
+  name: string;
+  /** opens the archive (it may be missing: an unplugged disk) */
+  open: () => Promise<Archive>;
+  /** a pull older than this many hours is a problem (0: never) */
+  staleHours?: number;
+  /** called after every change, with the problems as of now */
+  onChange?: (snapshot: HealthSnapshot, problems: ProblemReason[]) => void;
+  /** a failure to read or save the snapshot (the health goes on in memory) */
+  onError?: (message: string) => void;
+  now?: () => Date;
+}
+
+export class HealthTracker {
+  private snapshot: HealthSnapshot;
+  private queue: Promise<void> = Promise.resolve();
+
+  constructor(private readonly options: HealthTrackerOptions) {
+    this.snapshot = emptySnapshot(options.name, this.now());
+  }
+
+  /** Reads the saved snapshot and the catalog's figures. Never throws: a missing disk is itself shown as a problem by the runs. */
+  load(): Promise<void> {
+    return this.enqueue(async () => {
+      const archive = await this.archive();
+      if (!archive) return;
+      try {
+        const saved = JSON.parse(await fs.readFile(path.join(archive.stateDir, HEALTH_FILE), "utf8")) as HealthSnapshot;
+        if (saved.format === 1) this.snapshot = { ...saved, archive: this.options.name };
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== "ENOENT") this.options.onError?.(`health snapshot unreadable, starting afresh: ${messageOf(err)}`);
+      }
+      await this.refreshCatalog(archive);
+    });
+  }
+
+  /** Folds a run's outcome in, re-reads the catalog's figures, saves, and tells onChange. */
+  record(outcome: HealthOutcome): Promise<void> {
+    return this.enqueue(async () => {
+      this.snapshot = applyOutcome(this.snapshot, outcome);
+      const archive = await this.archive();
+      if (!archive) return;
+      await this.refreshCatalog(archive);
+      await this.save(archive);
+    });
+  }
+
+  /** Re-evaluates (staleness moves with the clock) and tells onChange, without a new outcome. */
+  refresh(): Promise<void> {
+    return this.enqueue(async () => undefined);
+  }
+
+  get current(): { snapshot: HealthSnapshot; problems: ProblemReason[] } {
+    return { snapshot: this.snapshot, problems: problemsOf(this.snapshot, { now: this.now(), staleHours: this.options.staleHours }) };
+  }
+
+  /** resolves when every queued update has been handled */
+  settled(): Promise<void> {
+    return this.queue;
+  }
+
+  private enqueue(task: () => Promise<void>): Promise<void> {
+    this.queue = this.queue.then(task).catch((err) => this.options.onError?.(messageOf(err))).then(() => {
+      const { snapshot, problems } = this.current;
+      this.options.onChange?.(snapshot, problems);
+    });
+    return this.queue;
+  }
+
+  private async archive(): Promise<Archive | undefined> {
+    try {
+      return await this.options.open();
+    } catch {
+      return undefined; // the run that needed the archive reports it; health keeps what it knows
+    }
+  }
+
+  private async refreshCatalog(archive: Archive): Promise<void> {
+    const catalog = await archive.readCatalog();
+    this.snapshot = { ...this.snapshot, catalog: catalogFigures(catalog.all(), this.now()) };
+  }
+
+  private async save(archive: Archive): Promise<void> {
+    await writeFileAtomic(path.join(archive.stateDir, HEALTH_FILE), JSON.stringify(this.snapshot, null, 1) + "\n");
+  }
+
+  private now(): Date {
+    return this.options.now?.() ?? new Date();
+  }
+}
