@@ -241,6 +241,7 @@ describe("Home Assistant discovery payloads", function () {
     const lastPull = JSON.parse(messages.find((m) => m.topic.endsWith("/last_pull/config"))!.payload);
     assert.equal(lastPull.device_class, "timestamp");
     assert.equal(lastPull.expire_after, undefined, "timestamps stay visible when updates stop: HA compares them with now");
+    assert.equal(lastPull.availability_topic, undefined, "and when Node-RED is gone");
     assert.ok(problem.expire_after > 0, "the problem entity goes unavailable when states stop");
     assert.deepEqual(discoveryMessages("ticks-main", options), messages);
     assert.deepEqual(new Set(messages.map((m) => JSON.parse(m.payload).unique_id)).size, messages.length, "unique_id is unique");

@@ -27,7 +27,7 @@ interface EntitySpec {
   icon?: string;
   entity_category?: "diagnostic";
   suggested_display_precision?: number;
-  /** goes unavailable when no state arrives for EXPIRE_AFTER_SECONDS (timestamps stay: HA compares them with now) */
+  /** goes unavailable when no state arrives for EXPIRE_AFTER_SECONDS (timestamps never: HA compares them with now) */
   expires?: boolean;
 }
 
@@ -90,11 +90,11 @@ export function discoveryMessages(archiveName: string, options: HaTopicOptions):
       default_entity_id: `${e.component}.${id}_${e.key}`,
       device,
       origin,
-      availability_topic: t.availability,
-      payload_available: "online",
-      payload_not_available: "offline",
       state_topic: t.state,
     };
+    // Timestamps stay readable when Node-RED is gone ("last pull 9 hours ago" is then the news, and
+    // HA compares them with its own clock); everything else goes unavailable with the last will.
+    if (e.device_class !== "timestamp") Object.assign(config, { availability_topic: t.availability, payload_available: "online", payload_not_available: "offline" });
     if (e.component === "binary_sensor") {
       Object.assign(config, { value_template: "{{ 'ON' if value_json.problem else 'OFF' }}", payload_on: "ON", payload_off: "OFF", json_attributes_topic: t.problem });
     } else {

@@ -48,7 +48,9 @@ export function checkDiscovery(topic: string, payload: string, discoveryPrefix =
     return [`payload is not JSON`];
   }
   const str = (k: string) => typeof c[k] === "string" && (c[k] as string).length > 0;
-  for (const k of ["name", "unique_id", "state_topic", "availability_topic", "default_entity_id"]) if (!str(k)) bad.push(`${k} missing`);
+  for (const k of ["name", "unique_id", "state_topic", "default_entity_id"]) if (!str(k)) bad.push(`${k} missing`);
+  // Our own rule: only timestamps may outlive Node-RED (HA compares them with its clock); the rest follow the last will.
+  if (c.device_class !== "timestamp" && !str("availability_topic")) bad.push("availability_topic missing");
   for (const k of DEPRECATED) if (k in c) bad.push(`deprecated ${k}`);
   if (str("default_entity_id") && !new RegExp(`^${component}\\.[a-z0-9_]+$`).test(c.default_entity_id as string)) {
     bad.push(`default_entity_id ${c.default_entity_id} is not ${component}.<lower-case id>`);
