@@ -37,7 +37,10 @@ async function main(): Promise<void> {
     throw new Error(`cannot start the demo SFTP server on 127.0.0.1:${sftpPort} (${(err as Error).message}); set DEMO_SFTP_PORT to a free port`);
   }
 
-  const mqtt = await startDemoBroker(portFromEnv("DEMO_MQTT_PORT", 1883));
+  // DEMO_MQTT_URL points the demo at a broker of one's own (Home Assistant's); otherwise it runs its own.
+  const mqtt = process.env.DEMO_MQTT_URL
+    ? { url: process.env.DEMO_MQTT_URL, port: Number(new URL(process.env.DEMO_MQTT_URL).port || 1883), note: "(your broker, from DEMO_MQTT_URL)", close: async () => undefined }
+    : await startDemoBroker(portFromEnv("DEMO_MQTT_PORT", 1883));
 
   linkPackage(DIRS.userdir);
   writeFlows(DIRS.userdir, { port: sftp.port, hostFingerprint: sftp.hostFingerprint, password, mqttUrl: mqtt.url });
@@ -153,6 +156,7 @@ function writeFlows(userdir: string, demo: { port: number; hostFingerprint: stri
   const credFile = path.join(userdir, "flows_cred.json");
   const creds = fs.existsSync(credFile) ? (JSON.parse(fs.readFileSync(credFile, "utf8")) as Record<string, Record<string, string>>) : {};
   creds[serverId] = { ...creds[serverId], password: demo.password };
+  if (process.env.DEMO_MQTT_USERNAME) creds[haNode.id] = { username: process.env.DEMO_MQTT_USERNAME, password: process.env.DEMO_MQTT_PASSWORD ?? "" };
   fs.writeFileSync(credFile, JSON.stringify(creds, null, 2) + "\n", { mode: 0o600 });
 }
 

@@ -24,6 +24,7 @@ export interface HealthTrackerOptions {
 
 export class HealthTracker {
   private snapshot: HealthSnapshot;
+  private savedRead = false;
   private queue: Promise<void> = Promise.resolve();
 
   constructor(private readonly options: HealthTrackerOptions) {
@@ -35,12 +36,7 @@ export class HealthTracker {
     return this.enqueue(async () => {
       const archive = await this.archive();
       if (!archive) return;
-      try {
-        const saved = JSON.parse(await fs.readFile(path.join(archive.stateDir, HEALTH_FILE), "utf8")) as HealthSnapshot;
-        if (saved.format === 1) this.snapshot = { ...saved, archive: this.options.name };
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== "ENOENT") this.options.onError?.(`health snapshot unreadable, starting afresh: ${messageOf(err)}`);
-      }
+      await this.readSaved(archive);
       await this.refreshCatalog(archive);
     });
   }
@@ -48,8 +44,10 @@ export class HealthTracker {
   /** Folds a run's outcome in, re-reads the catalog's figures, saves, and tells onChange. */
   record(outcome: HealthOutcome): Promise<void> {
     return this.enqueue(async () => {
-      this.snapshot = applyOutcome(this.snapshot, outcome);
       const archive = await this.archive();
+      // A disk plugged in after the start: what it saved before comes first, then this outcome.
+      if (archive) await this.readSaved(archive);
+      this.snapshot = applyOutcome(this.snapshot, outcome);
       if (!archive) return;
       await this.refreshCatalog(archive);
       await this.save(archive);
@@ -78,6 +76,24 @@ export class HealthTracker {
     return this.queue;
   }
 
+  /** Merges the saved snapshot in, once (outcomes seen before the disk came keep their place on top). */
+  private async readSaved(archive: Archive): Promise<void> {
+    if (this.savedRead) return;
+    this.savedRead = true;
+    try {
+      const saved = JSON.parse(await fs.readFile(path.join(archive.stateDir, HEALTH_FILE), "utf8")) as HealthSnapshot;
+      if (saved.format !== 1) return;
+      const seen = this.snapshot;
+      this.snapshot = { ...saved, archive: this.options.name };
+      // Anything learnt while the disk was away is newer than the file.
+      if (Object.keys(seen.runs).length > 0) {
+        this.snapshot = { ...this.snapshot, ...pick(seen), runs: { ...this.snapshot.runs, ...seen.runs }, lastSuccess: { ...this.snapshot.lastSuccess, ...seen.lastSuccess } };
+      }
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== "ENOENT") this.options.onError?.(`health snapshot unreadable, starting afresh: ${messageOf(err)}`);
+    }
+  }
+
   private async archive(): Promise<Archive | undefined> {
     try {
       return await this.options.open();
@@ -98,4 +114,11 @@ export class HealthTracker {
   private now(): Date {
     return this.options.now?.() ?? new Date();
   }
+}
+
+/** The per-kind figures a snapshot has learnt (those it has not learnt stay out, not undefined). */
+function pick(s: HealthSnapshot): Partial<HealthSnapshot> {
+  const out: Partial<HealthSnapshot> = {};
+  for (const k of ["pull", "disk", "verify", "offsite"] as const) if (s[k] !== undefined) Object.assign(out, { [k]: s[k] });
+  return out;
 }
