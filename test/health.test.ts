@@ -187,6 +187,22 @@ describe("health tracker: saved in the archive, survives a restart", function ()
     assert.equal(fs.existsSync(root), false, "the missing folder is not created");
   });
 
+  it("a disk plugged in after the start: the saved snapshot is read first, then the new outcome goes on top", async function () {
+    const root = tempDir("tick-health-");
+    const archive = await Archive.open(root, { name: "ticks" });
+    const before = new HealthTracker({ name: "ticks", open: async () => archive });
+    await before.record(pullOutcome(at(1)));
+    let mounted = false;
+    const after = new HealthTracker({ name: "ticks", open: async () => (mounted ? archive : Promise.reject(new Error("not mounted"))) });
+    await after.load();
+    assert.equal(after.current.snapshot.lastSuccess.pull, undefined, "nothing known while the disk is away");
+    mounted = true;
+    await after.record(verifyOutcome(at(2)));
+    assert.deepEqual(after.current.snapshot.lastSuccess, { pull: at(1), verify: at(2) });
+    const saved = JSON.parse(fs.readFileSync(path.join(archive.stateDir, HEALTH_FILE), "utf8")) as HealthSnapshot;
+    assert.deepEqual(saved.lastSuccess, { pull: at(1), verify: at(2) });
+  });
+
   it("a damaged health.json is reported and replaced, not fatal", async function () {
     const root = tempDir("tick-health-");
     const archive = await Archive.open(root, { name: "ticks" });
