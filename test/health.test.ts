@@ -144,6 +144,17 @@ describe("health snapshot", function () {
     assert.equal(figures.rewrittenRecently, 0, "a rewrite kept eight days ago is no longer a problem");
   });
 
+  it("the catalog's verify verdicts and offsite copies speak when no report of that kind has been seen", function () {
+    let s = emptySnapshot("ticks", new Date(T0));
+    s = { ...s, catalog: catalogFigures([record("a", { verifyResult: "mismatch", copies: { b2: {} } } as Partial<FileRecord>), record("b"), record("c", { verifyResult: "ok" } as Partial<FileRecord>)], new Date(T0)) };
+    const reasons = problemsOf(s, { now: new Date(T0) });
+    assert.deepEqual(reasons.map((r) => r.code), ["VERIFY_MISMATCH"]);
+    assert.match(reasons[0].message, /1 file\(s\) failed their last verify: a/);
+    assert.equal(stateOf(s, reasons).offsite_pending, 2, "files with no offsite copy, once there is an offsite target");
+    const noTarget = { ...s, catalog: catalogFigures([record("a"), record("b")], new Date(T0)) };
+    assert.equal(stateOf(noTarget, []).offsite_pending, null, "unknown without any offsite target");
+  });
+
   it("ignores fields of the wrong type instead of failing (a report from a newer or older node)", function () {
     const s = applyOutcome(emptySnapshot("ticks"), { kind: "disk", source: "d", ok: true, at: T0, report: { kind: "disk", finishedAt: T0, problems: [], archiveDisk: "nonsense", volume: null } as HealthOutcome["report"] });
     assert.equal(s.disk?.free, undefined);
@@ -201,6 +212,19 @@ describe("health tracker: saved in the archive, survives a restart", function ()
     assert.deepEqual(after.current.snapshot.lastSuccess, { pull: at(1), verify: at(2) });
     const saved = JSON.parse(fs.readFileSync(path.join(archive.stateDir, HEALTH_FILE), "utf8")) as HealthSnapshot;
     assert.deepEqual(saved.lastSuccess, { pull: at(1), verify: at(2) });
+  });
+
+  it("refresh re-evaluates with the clock: the heartbeat turns a stale pull into a problem without a new run", async function () {
+    const root = tempDir("tick-health-");
+    const archive = await Archive.open(root, { name: "ticks" });
+    let now = new Date(at(1));
+    const seen: string[][] = [];
+    const tracker = new HealthTracker({ name: "ticks", open: async () => archive, staleHours: 3, now: () => now, onChange: (_s, p) => seen.push(p.map((x) => x.code)) });
+    await tracker.record(pullOutcome(at(1)));
+    assert.deepEqual(seen[seen.length - 1], []);
+    now = new Date(at(4.5));
+    await tracker.refresh();
+    assert.deepEqual(seen[seen.length - 1], ["PULL_STALE"]);
   });
 
   it("a damaged health.json is reported and replaced, not fatal", async function () {

@@ -127,7 +127,9 @@ export function stateMessages(archiveName: string, snapshot: HealthSnapshot, pro
 /** The state JSON: one field per entity key, in the entity's unit; null where nothing is known yet. */
 export function stateOf(s: HealthSnapshot, problems: ProblemReason[]): Record<string, StateValue> {
   const c = s.catalog;
-  const offsitePending = Object.values(s.offsite ?? {}).reduce<number | null>((sum, t) => (t.pending === undefined ? sum : (sum ?? 0) + t.pending), null);
+  // From the upload reports; else, once any file has an offsite copy, the files that have none.
+  const reported = Object.values(s.offsite ?? {}).reduce<number | null>((sum, t) => (t.pending === undefined ? sum : (sum ?? 0) + t.pending), null);
+  const offsitePending = reported ?? (c && c.copies.two + c.copies.threePlus > 0 ? c.copies.one : null);
   return {
     problem: problems.length > 0,
     problem_count: problems.length,

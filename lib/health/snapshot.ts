@@ -52,6 +52,9 @@ export interface CatalogFigures {
   /** finished files the server changed within the last week (kept as versions: tampering or a broken disk there) */
   rewrittenRecently: number;
   rewrittenPaths: string[];
+  /** files whose last verify found them changed, missing or suspect (the catalog's verifyResult) */
+  verifyBad: number;
+  verifyBadPaths: string[];
 }
 
 export interface ProblemReason {
@@ -132,17 +135,22 @@ export function applyOutcome(previous: HealthSnapshot, outcome: HealthOutcome): 
 
 /** What the catalog says about the archive as a whole; cheap enough to run after every outcome. */
 export function catalogFigures(records: Iterable<FileRecord>, now = new Date()): CatalogFigures {
-  const f: CatalogFigures = { at: now.toISOString(), files: 0, bytes: 0, live: 0, final: 0, copies: { one: 0, two: 0, threePlus: 0 }, rewrittenRecently: 0, rewrittenPaths: [] };
+  const f: CatalogFigures = { at: now.toISOString(), files: 0, bytes: 0, live: 0, final: 0, copies: { one: 0, two: 0, threePlus: 0 }, rewrittenRecently: 0, rewrittenPaths: [], verifyBad: 0, verifyBadPaths: [] };
   const since = now.getTime() - REWRITTEN_WINDOW_MS;
   for (const r of records) {
     f.files++;
     f.bytes += r.size;
     if (r.state === "live") f.live++;
     else f.final++;
-    const copies = 1 + Object.keys((r as FileRecord & { copies?: Record<string, unknown> }).copies ?? {}).length;
+    const extra = r as FileRecord & { copies?: Record<string, unknown>; verifyResult?: string };
+    const copies = 1 + Object.keys(extra.copies ?? {}).length;
     if (copies >= 3) f.copies.threePlus++;
     else if (copies === 2) f.copies.two++;
     else f.copies.one++;
+    if (extra.verifyResult !== undefined && extra.verifyResult !== "ok") {
+      f.verifyBad++;
+      if (f.verifyBadPaths.length < LIST_LIMIT) f.verifyBadPaths.push(r.path);
+    }
     if (r.versions?.some((v) => v.reason === "rewritten" && Date.parse(v.keptAt) >= since)) {
       f.rewrittenRecently++;
       if (f.rewrittenPaths.length < LIST_LIMIT) f.rewrittenPaths.push(r.path);
@@ -163,6 +171,9 @@ export function problemsOf(s: HealthSnapshot, options: { now?: Date; staleHours?
   }
   if (s.verify && s.verify.mismatched + s.verify.missing > 0) {
     specific.verify.push({ code: "VERIFY_MISMATCH", message: `verify found ${s.verify.mismatched} mismatched and ${s.verify.missing} missing file(s): ${s.verify.paths.join(", ")}` });
+  } else if (s.catalog && s.catalog.verifyBad > 0) {
+    // The catalog remembers each file's last verdict, also when no verify report has been seen here.
+    specific.verify.push({ code: "VERIFY_MISMATCH", message: `${s.catalog.verifyBad} file(s) failed their last verify: ${s.catalog.verifyBadPaths.join(", ")}` });
   }
   for (const [name, t] of Object.entries(s.offsite ?? {})) {
     if (t.failed > 0 || t.state === "offline") {
