@@ -116,14 +116,16 @@ for (const kind of ["aedes", "mosquitto"] as const) {
       l.put("ticks", { configs: discoveryMessages("ticks", TOPICS), states: states("ticks", "2026-11-26T11:00:00.000Z") });
       await connected(l);
       const ha = await recorder();
-      await ha.wait("the retained configs", () => configTopics("ticks").every((t) => ha.last(t)));
+      const all = [...configTopics("ticks"), "tick-backup/ticks/state", "tick-backup/ticks/problem"];
+      await ha.wait("the retained configs and states", () => all.every((t) => ha.last(t)));
       const mark = ha.messages.length;
       const sentAt = Date.now();
       await ha.publish("homeassistant/status", "online");
-      await ha.wait("every config again", () => configTopics("ticks").every((t) => ha.messages.slice(mark).some((m) => m.topic === t)));
+      await ha.wait("every config and state again", () => all.every((t) => ha.messages.slice(mark).some((m) => m.topic === t)));
       const waited = Date.now() - sentAt;
       assert.ok(waited >= 380, `waited ${waited} ms, at least the minimum delay`);
-      assert.ok(ha.messages.slice(mark).some((m) => m.topic === "tick-backup/ticks/state"), "states again too");
+      const configsFirst = ha.messages.slice(mark).findIndex((m) => m.topic === "tick-backup/ticks/state") > ha.messages.slice(mark).findIndex((m) => m.topic === configTopics("ticks")[ENTITIES.length - 1]);
+      assert.ok(configsFirst, "discovery goes out before the states, so HA has the entities when the states arrive");
       // HA saying offline asks for nothing
       const mark2 = ha.messages.length;
       await ha.publish("homeassistant/status", "offline");
