@@ -86,6 +86,20 @@ describe("nodes: ha-mqtt + backup-archive publish health to Home Assistant", fun
     }
   }
 
+  /** Like assertRetained, waiting (reconnects take a moment) until the retained state is the expected one. */
+  async function assertRetainedSoon(url: string, topic: string, lastPull: string): Promise<void> {
+    const ha = await Recorder.connect(url, [topic], CREDS);
+    try {
+      await ha.wait(`${topic} with last_pull ${lastPull}`, () => {
+        const m = ha.last(topic);
+        return m && JSON.parse(m.payload).last_pull === lastPull;
+      }, 15_000);
+    } finally {
+      await ha.close();
+    }
+    await assertRetained(url, topic, lastPull);
+  }
+
   function fixture() {
     const remoteDir = tempDir("tick-ha-remote-");
     write(remoteDir, "EURUSD/2026-11-25.csv", "t,bid,ask\n1,1.1,1.2\n");
@@ -150,6 +164,32 @@ describe("nodes: ha-mqtt + backup-archive publish health to Home Assistant", fun
       await ha.wait("discovery too", () => configTopics("ticks").every((t) => ha.last(t)?.payload));
     } finally {
       await ha.close();
+      await helper.unload();
+      await broker.stop();
+    }
+  });
+
+  it("broker gone between runs: the next pull backs up, says HA is unreachable, and its state arrives when the broker is back", async function () {
+    const port = await freePort();
+    let broker = await startAedes({ port, credentials: CREDS });
+    const { remoteDir, archivePath } = fixture();
+    const l = await load(flow({ broker: broker.url, archivePath, remoteDir }));
+    try {
+      const first = await runPull(l);
+      assert.ok(!/HA broker/.test(l.statuses[l.statuses.length - 1].text));
+      await broker.stop();
+      const ha = helper.getNode("ha");
+      await new Promise<void>((resolve) => (ha.link.status.state === "unreachable" ? resolve() : ha.link.on("status", (s: any) => s.state === "unreachable" && resolve())));
+      write(remoteDir, "EURUSD/2026-11-27.csv", "t,bid,ask\n3,1.1,1.2\n");
+      const second = await runPull(l);
+      assert.equal(second.counts.new, 1);
+      assert.ok(second.finishedAt > first.finishedAt);
+      assert.match(l.statuses[l.statuses.length - 1].text, /1 new .* · HA broker unreachable$/);
+      assert.ok(fs.existsSync(path.join(archivePath, "EURUSD/2026-11-27.csv")), "the backup went on");
+
+      broker = await startAedes({ port, credentials: CREDS });
+      await assertRetainedSoon(broker.url, "tick-backup/ticks/state", second.finishedAt);
+    } finally {
       await helper.unload();
       await broker.stop();
     }
