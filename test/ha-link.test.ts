@@ -169,6 +169,39 @@ for (const kind of ["aedes", "mosquitto"] as const) {
   });
 }
 
+describe("Home Assistant link over TLS (mosquitto with a private CA)", function () {
+  this.timeout(30_000);
+
+  it("connects to mqtts:// with the CA given, and refuses the broker's certificate without it", async function () {
+    const broker = await startMosquitto(CREDS, { tls: true });
+    try {
+      assert.match(broker.url, /^mqtts:\/\/127\.0\.0\.1:/);
+      const trusting = new HaLink({ broker: broker.url, ...CREDS, ...TOPICS, ca: broker.ca });
+      try {
+        await new Promise<void>((resolve, reject) => {
+          trusting.on("status", (s) => (s.state === "connected" ? resolve() : s.state === "unreachable" && reject(new Error(s.error))));
+        });
+        trusting.put("tls", { states: states("tls", "2026-11-26T10:00:00.000Z") });
+        const ha = await Recorder.connect(broker.url, ["tick-backup/tls/state"], { ...CREDS, ca: broker.ca });
+        const m = await ha.wait("the state over TLS", () => ha.last("tick-backup/tls/state"));
+        assert.equal(JSON.parse(m.payload).last_pull, "2026-11-26T10:00:00.000Z");
+        await ha.close();
+      } finally {
+        await trusting.close();
+      }
+      const doubting = new HaLink({ broker: broker.url, ...CREDS, ...TOPICS, reconnectMs: 200 });
+      try {
+        const s = await new Promise<HaLink["status"]>((resolve) => doubting.on("status", (x) => x.state === "unreachable" && resolve(x)));
+        assert.match(s.error ?? "", /self[- ]signed|unable to (get|verify)|certificate/i);
+      } finally {
+        await doubting.close();
+      }
+    } finally {
+      await broker.stop();
+    }
+  });
+});
+
 describe("Home Assistant link: broker down at start and during a run (aedes on a fixed port)", function () {
   this.timeout(30_000);
 

@@ -64,7 +64,7 @@ export async function startAedes(options: { port?: number; credentials?: Credent
  * A real mosquitto with a password file. Started as root it drops to the `mosquitto` user before it
  * opens its log, so its directory belongs to that user. Fails (never skips) when mosquitto is missing.
  */
-export async function startMosquitto(credentials: Credentials): Promise<Broker & { dir: string; readLog(): string; kill(): void }> {
+export async function startMosquitto(credentials: Credentials, options: { tls?: boolean } = {}): Promise<Broker & { dir: string; ca?: string; readLog(): string; kill(): void }> {
   if (!fs.existsSync(MOSQUITTO)) throw new Error(`${MOSQUITTO} is missing: install the Debian package mosquitto (.ci/run does)`);
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "tick-mosquitto-"));
   const port = await freePort();
@@ -73,8 +73,10 @@ export async function startMosquitto(credentials: Credentials): Promise<Broker &
   fs.writeFileSync(passwd, "");
   execFileSync("/usr/bin/mosquitto_passwd", ["-b", passwd, credentials.username, credentials.password]);
   const conf = path.join(dir, "mosquitto.conf");
+  const tls = options.tls ? makeCertificates(dir) : undefined;
   fs.writeFileSync(conf, [
     `listener ${port} 127.0.0.1`,
+    ...(tls ? [`cafile ${tls.caFile}`, `certfile ${tls.certFile}`, `keyfile ${tls.keyFile}`] : []),
     "allow_anonymous false",
     `password_file ${passwd}`,
     "persistence false",
@@ -86,7 +88,7 @@ export async function startMosquitto(credentials: Credentials): Promise<Broker &
   if (process.getuid?.() === 0) {
     const uid = Number(execFileSync("id", ["-u", "mosquitto"]).toString());
     const gid = Number(execFileSync("id", ["-g", "mosquitto"]).toString());
-    for (const f of [dir, passwd, conf]) fs.chownSync(f, uid, gid);
+    for (const f of [dir, passwd, conf, ...(tls ? [tls.certFile, tls.keyFile, tls.caFile] : [])]) fs.chownSync(f, uid, gid);
   }
   const child: ChildProcess = spawn(MOSQUITTO, ["-c", conf], { stdio: ["ignore", "pipe", "pipe"] });
   let output = "";
@@ -95,9 +97,10 @@ export async function startMosquitto(credentials: Credentials): Promise<Broker &
   const readLog = () => (fs.existsSync(log) ? fs.readFileSync(log, "utf8") : "") + output;
   await waitForPort(port, child, readLog);
   return {
-    url: `mqtt://127.0.0.1:${port}`,
+    url: `${tls ? "mqtts" : "mqtt"}://127.0.0.1:${port}`,
     port,
     dir,
+    ca: tls ? fs.readFileSync(tls.caFile, "utf8") : undefined,
     readLog,
     kill: () => child.kill("SIGKILL"),
     stop: async () => {
@@ -109,6 +112,17 @@ export async function startMosquitto(credentials: Credentials): Promise<Broker &
       fs.rmSync(dir, { recursive: true, force: true });
     },
   };
+}
+
+/** A private CA and a server certificate for 127.0.0.1 signed by it (openssl, Debian package openssl). */
+function makeCertificates(dir: string): { caFile: string; certFile: string; keyFile: string } {
+  const f = (name: string) => path.join(dir, name);
+  const ssl = (...args: string[]) => execFileSync("openssl", args, { cwd: dir, stdio: ["ignore", "ignore", "pipe"] });
+  ssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2", "-subj", "/CN=tick-backup test CA", "-keyout", f("ca.key"), "-out", f("ca.crt"));
+  ssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-subj", "/CN=127.0.0.1", "-keyout", f("server.key"), "-out", f("server.csr"));
+  fs.writeFileSync(f("ext.cnf"), "subjectAltName=IP:127.0.0.1\n");
+  ssl("x509", "-req", "-in", f("server.csr"), "-CA", f("ca.crt"), "-CAkey", f("ca.key"), "-CAcreateserial", "-days", "2", "-extfile", f("ext.cnf"), "-out", f("server.crt"));
+  return { caFile: f("ca.crt"), certFile: f("server.crt"), keyFile: f("server.key") };
 }
 
 async function waitForPort(port: number, child: ChildProcess, readLog: () => string): Promise<void> {
@@ -146,8 +160,8 @@ export class Recorder {
     });
   }
 
-  static async connect(url: string, topics: string[], credentials?: Credentials): Promise<Recorder> {
-    const client = await mqtt.connectAsync(url, { clientId: `ha-recorder-${Math.random().toString(16).slice(2, 8)}`, reconnectPeriod: 200, ...credentials });
+  static async connect(url: string, topics: string[], login?: Credentials & { ca?: string }): Promise<Recorder> {
+    const client = await mqtt.connectAsync(url, { clientId: `ha-recorder-${Math.random().toString(16).slice(2, 8)}`, reconnectPeriod: 200, ...login });
     const r = new Recorder(client);
     await client.subscribeAsync(topics, { qos: 1 });
     return r;
