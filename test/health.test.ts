@@ -227,6 +227,21 @@ describe("health tracker: saved in the archive, survives a restart", function ()
     assert.deepEqual(seen[seen.length - 1], ["PULL_STALE"]);
   });
 
+  it("forgets the failed run of a node deleted from the flow at the next refresh, and saves that", async function () {
+    const root = tempDir("tick-health-");
+    const archive = await Archive.open(root, { name: "ticks" });
+    const live = new Set(["pull-1", "verify-gone"]);
+    const tracker = new HealthTracker({ name: "ticks", open: async () => archive, sourceExists: (id) => live.has(id) });
+    await tracker.record({ kind: "verify", source: "verify-gone", ok: false, at: T0, error: { code: "ERROR", message: "boom" } });
+    await tracker.record(pullOutcome(at(1)));
+    assert.deepEqual(tracker.current.problems.map((p) => p.code), ["VERIFY_FAILED"]);
+    live.delete("verify-gone");
+    await tracker.refresh();
+    assert.deepEqual(tracker.current.problems, []);
+    const saved = JSON.parse(fs.readFileSync(path.join(archive.stateDir, HEALTH_FILE), "utf8")) as HealthSnapshot;
+    assert.deepEqual(Object.keys(saved.runs), ["pull-1"]);
+  });
+
   it("a damaged health.json is reported and replaced, not fatal", async function () {
     const root = tempDir("tick-health-");
     const archive = await Archive.open(root, { name: "ticks" });

@@ -19,6 +19,8 @@ export interface HealthTrackerOptions {
   onChange?: (snapshot: HealthSnapshot, problems: ProblemReason[]) => void;
   /** a failure to read or save the snapshot (the health goes on in memory) */
   onError?: (message: string) => void;
+  /** whether the node that ran still exists: the last run of a node deleted from the flow stops counting */
+  sourceExists?: (source: string) => boolean;
   now?: () => Date;
 }
 
@@ -54,9 +56,21 @@ export class HealthTracker {
     });
   }
 
-  /** Re-evaluates (staleness moves with the clock) and tells onChange, without a new outcome. */
+  /**
+   * Re-evaluates without a new outcome (staleness moves with the clock), forgets the runs of nodes
+   * that no longer exist (a failing node deleted from the flow is no longer a problem), and tells onChange.
+   */
   refresh(): Promise<void> {
-    return this.enqueue(async () => undefined);
+    return this.enqueue(async () => {
+      const exists = this.options.sourceExists;
+      if (!exists) return;
+      const runs = Object.entries(this.snapshot.runs);
+      const kept = runs.filter(([source]) => exists(source));
+      if (kept.length === runs.length) return;
+      this.snapshot = { ...this.snapshot, runs: Object.fromEntries(kept) };
+      const archive = await this.archive();
+      if (archive) await this.save(archive);
+    });
   }
 
   get current(): { snapshot: HealthSnapshot; problems: ProblemReason[] } {

@@ -35,7 +35,7 @@ export = (RED: NodeAPI) => {
 
     const ha = def.ha ? (RED.nodes.getNode(def.ha) as HaMqttNode | null) : null;
     const stale = Number(def.staleHours);
-    const health = ha ? publishHealth(this, ha, { staleHours: def.staleHours === "" || !Number.isFinite(stale) ? 3 : Math.max(0, stale) }) : undefined;
+    const health = ha ? publishHealth(this, ha, { staleHours: def.staleHours === "" || !Number.isFinite(stale) ? 3 : Math.max(0, stale), nodeExists: (id) => RED.nodes.getNode(id) !== null }) : undefined;
     this.haNote = () => health?.note();
     this.on("close", (removed: boolean, done: () => void) => {
       if (!health) return done();

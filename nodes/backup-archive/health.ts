@@ -12,7 +12,7 @@ export interface HealthPublishing {
   close(removed: boolean): Promise<void>;
 }
 
-export function publishHealth(archive: BackupArchiveNode, ha: HaMqttNode, options: { staleHours: number }): HealthPublishing | undefined {
+export function publishHealth(archive: BackupArchiveNode, ha: HaMqttNode, options: { staleHours: number; nodeExists: (id: string) => boolean }): HealthPublishing | undefined {
   const link = ha.link;
   if (!link) {
     archive.error(`Home Assistant: ${ha.configError ?? "the ha-mqtt node is not usable"}; health is not published`);
@@ -26,6 +26,7 @@ export function publishHealth(archive: BackupArchiveNode, ha: HaMqttNode, option
     staleHours: options.staleHours,
     onChange: (snapshot, problems) => link.put(name, { states: stateMessages(name, snapshot, problems, topics) }),
     onError: (message) => archive.warn(`health: ${message}`),
+    sourceExists: options.nodeExists,
   });
   link.put(name, { configs: discoveryMessages(name, topics) });
   void tracker.load();
