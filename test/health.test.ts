@@ -275,6 +275,7 @@ describe("Home Assistant discovery payloads", function () {
     assert.match(bad({ object_id: "x" }).join(), /deprecated object_id/);
     assert.match(bad({ default_entity_id: "tick_backup_ticks_last_pull" }).join(), /default_entity_id/);
     assert.match(bad({ origin: undefined }).join(), /origin/);
+    assert.match(bad({ has_entity_name: true }).join(), /has_entity_name is not a sensor option/);
     const problem = JSON.parse(discoveryMessages("ticks", options)[0].payload);
     assert.match(checkDiscovery(discoveryMessages("ticks", options)[0].topic, JSON.stringify({ ...problem, json_attributes_topic: undefined })).join(), /json_attributes_topic/);
   });

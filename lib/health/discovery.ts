@@ -85,7 +85,6 @@ export function discoveryMessages(archiveName: string, options: HaTopicOptions):
   return ENTITIES.map((e) => {
     const config: Record<string, unknown> = {
       name: e.name,
-      has_entity_name: true,
       unique_id: `${id}_${e.key}`,
       default_entity_id: `${e.component}.${id}_${e.key}`,
       device,

@@ -31,6 +31,17 @@ const BINARY_SENSOR_CLASSES = [
   "sound", "tamper", "update", "vibration", "window",
 ];
 
+/** the options MQTT discovery keeps (HA drops any other key without a word, so one here would be a silent mistake) */
+const COMMON_KEYS = [
+  "availability", "availability_mode", "availability_template", "availability_topic", "default_entity_id", "device", "device_class",
+  "enabled_by_default", "encoding", "entity_category", "entity_picture", "expire_after", "force_update", "icon", "json_attributes_template",
+  "json_attributes_topic", "name", "origin", "payload_available", "payload_not_available", "qos", "state_topic", "unique_id", "value_template",
+];
+const KEYS: Record<string, string[]> = {
+  sensor: [...COMMON_KEYS, "last_reset_value_template", "options", "state_class", "suggested_display_precision", "unit_of_measurement"],
+  binary_sensor: [...COMMON_KEYS, "off_delay", "payload_off", "payload_on"],
+};
+
 const STATE_CLASSES = ["measurement", "measurement_angle", "total", "total_increasing"];
 const ENTITY_CATEGORIES = ["config", "diagnostic"];
 /** keys HA no longer wants (object_id gave way to default_entity_id) */
@@ -52,6 +63,7 @@ export function checkDiscovery(topic: string, payload: string, discoveryPrefix =
   // Our own rule: only timestamps may outlive Node-RED (HA compares them with its clock); the rest follow the last will.
   if (c.device_class !== "timestamp" && !str("availability_topic")) bad.push("availability_topic missing");
   for (const k of DEPRECATED) if (k in c) bad.push(`deprecated ${k}`);
+  for (const k of Object.keys(c)) if (!KEYS[component].includes(k) && !DEPRECATED.includes(k)) bad.push(`${k} is not a ${component} option (HA would drop it)`);
   if (str("default_entity_id") && !new RegExp(`^${component}\\.[a-z0-9_]+$`).test(c.default_entity_id as string)) {
     bad.push(`default_entity_id ${c.default_entity_id} is not ${component}.<lower-case id>`);
   }
