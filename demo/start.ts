@@ -83,7 +83,7 @@ async function main(): Promise<void> {
     `  archive           ${DIRS.archive}  (pulled 3 s after start, then every minute)`,
     `  MQTT broker       ${mqtt.url}  (Home Assistant discovery under homeassistant/, health under tick-backup/demo/)`,
     ...(mqtt.note ? [`                    ${mqtt.note}`] : []),
-    `                    watch it: npx mqtt sub -h 127.0.0.1 -p ${mqtt.port} -t 'tick-backup/#' -v`,
+    ...(process.env.DEMO_MQTT_URL ? [] : [`                    watch it: npx mqtt sub -h 127.0.0.1 -p ${mqtt.port} -t 'tick-backup/#' -v`]),
     "  Stop with Ctrl+C. To start over, stop and delete .demo/.",
     "",
   ].join("\n"));
@@ -150,7 +150,7 @@ function writeFlows(userdir: string, demo: { port: number; hostFingerprint: stri
     const archive = flows.find((n) => n.type === "backup-archive" && !n.ha);
     if (archive) archive.ha = haNode.id;
   }
-  Object.assign(ha, { name: "demo broker", broker: demo.mqttUrl });
+  Object.assign(ha, { name: process.env.DEMO_MQTT_URL ? "your broker" : "demo broker", broker: demo.mqttUrl });
   fs.writeFileSync(flowsFile, JSON.stringify(flows, null, 2) + "\n");
 
   const credFile = path.join(userdir, "flows_cred.json");

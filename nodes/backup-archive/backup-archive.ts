@@ -35,7 +35,8 @@ export = (RED: NodeAPI) => {
 
     const ha = def.ha ? (RED.nodes.getNode(def.ha) as HaMqttNode | null) : null;
     const stale = Number(def.staleHours);
-    const health = ha ? publishHealth(this, ha, { staleHours: def.staleHours === "" || !Number.isFinite(stale) ? 3 : Math.max(0, stale), nodeExists: (id) => RED.nodes.getNode(id) !== null }) : undefined;
+    const staleHours = def.staleHours === "" || def.staleHours === undefined || !Number.isFinite(stale) ? 3 : Math.max(0, stale);
+    const health = ha ? publishHealth(this, ha, { staleHours, nodeExists: (id) => RED.nodes.getNode(id) !== null }) : undefined;
     this.haNote = () => health?.note();
     this.on("close", (removed: boolean, done: () => void) => {
       if (!health) return done();
