@@ -242,6 +242,19 @@ describe("health tracker: saved in the archive, survives a restart", function ()
     assert.deepEqual(Object.keys(saved.runs), ["pull-1"]);
   });
 
+  it("a burst of outcomes reads the catalog once, after the last, and loses none of them", async function () {
+    const root = tempDir("tick-health-");
+    const archive = await Archive.open(root, { name: "ticks" });
+    let reads = 0;
+    const counting = Object.create(archive, { readCatalog: { value: () => (reads++, archive.readCatalog()) } }) as Archive;
+    const tracker = new HealthTracker({ name: "ticks", open: async () => counting });
+    await Promise.all([tracker.record(pullOutcome(at(1))), tracker.record(verifyOutcome(at(2))), tracker.record(diskOutcome(at(3), "ok", 10)), tracker.record(offsiteOutcome(at(4), 0))]);
+    assert.equal(reads, 1);
+    assert.deepEqual(tracker.current.snapshot.lastSuccess, { pull: at(1), verify: at(2), disk: at(3), offsite: at(4) });
+    const saved = JSON.parse(fs.readFileSync(path.join(archive.stateDir, HEALTH_FILE), "utf8")) as HealthSnapshot;
+    assert.deepEqual(saved.lastSuccess, tracker.current.snapshot.lastSuccess);
+  });
+
   it("a damaged health.json is reported and replaced, not fatal", async function () {
     const root = tempDir("tick-health-");
     const archive = await Archive.open(root, { name: "ticks" });

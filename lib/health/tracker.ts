@@ -27,6 +27,8 @@ export interface HealthTrackerOptions {
 export class HealthTracker {
   private snapshot: HealthSnapshot;
   private savedRead = false;
+  /** tasks waiting or running, this one included */
+  private queued = 0;
   private queue: Promise<void> = Promise.resolve();
 
   constructor(private readonly options: HealthTrackerOptions) {
@@ -50,7 +52,8 @@ export class HealthTracker {
       // A disk plugged in after the start: what it saved before comes first, then this outcome.
       if (archive) await this.readSaved(archive);
       this.snapshot = applyOutcome(this.snapshot, outcome);
-      if (!archive) return;
+      // Reading a big catalog costs (about 1 s for 100,000 files): a burst of outcomes reads it once, after the last.
+      if (!archive || this.queued > 1) return;
       await this.refreshCatalog(archive);
       await this.save(archive);
     });
@@ -83,7 +86,8 @@ export class HealthTracker {
   }
 
   private enqueue(task: () => Promise<void>): Promise<void> {
-    this.queue = this.queue.then(task).catch((err) => this.options.onError?.(messageOf(err))).then(() => {
+    this.queued++;
+    this.queue = this.queue.then(task).finally(() => this.queued--).catch((err) => this.options.onError?.(messageOf(err))).then(() => {
       const { snapshot, problems } = this.current;
       this.options.onChange?.(snapshot, problems);
     });
