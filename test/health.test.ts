@@ -339,3 +339,38 @@ describe("Home Assistant discovery payloads", function () {
     assert.ok(removal.every((m) => m.payload === ""));
   });
 });
+
+describe("examples/ha agree with what is published", function () {
+  const root = path.resolve(__dirname, "..", "..");
+  const published = new Set(discoveryMessages("ticks", { discoveryPrefix: "homeassistant", baseTopic: "tick-backup" }).map((m) => JSON.parse(m.payload).default_entity_id as string));
+
+  it("every entity the dashboard card names exists (archive `ticks`), and the card shows the problem, the ages, the disk and data per day", function () {
+    const card = fs.readFileSync(path.join(root, "examples/ha/dashboard-card.yaml"), "utf8");
+    const named = [...card.matchAll(/\b(binary_sensor|sensor)\.tick_backup_ticks_[a-z0-9_]+/g)].map((m) => m[0]);
+    assert.ok(named.length >= 10, `the card names entities: ${named.join(", ")}`);
+    for (const id of named) assert.ok(published.has(id), `${id} is published`);
+    for (const must of ["binary_sensor.tick_backup_ticks_problem", "sensor.tick_backup_ticks_last_pull", "sensor.tick_backup_ticks_disk_used", "sensor.tick_backup_ticks_data_per_day"]) {
+      assert.ok(named.includes(must), `the card shows ${must}`);
+    }
+    assert.match(card, /format: relative/, "ages as 'x hours ago'");
+    assert.match(card, /type: gauge/);
+  });
+
+  it("the blueprint asks for entities of the classes we publish, and pushes on problem, stale pull and unavailability", function () {
+    const bp = fs.readFileSync(path.join(root, "examples/ha/tick-backup-alerts.yaml"), "utf8");
+    assert.match(bp, /domain: binary_sensor\s+device_class: problem/);
+    assert.match(bp, /domain: sensor\s+device_class: timestamp/);
+    for (const id of ["problem", "recovered", "stale", "unavailable"]) assert.match(bp, new RegExp(`id: ${id}\\b`));
+    assert.match(bp, /to: "unavailable"\s+for:/, "the dead-man's switch waits the chosen minutes");
+  });
+
+  it("the example flow's archive publishes through an ha-mqtt node pointing at the HA add-on's broker, with no secret in it", function () {
+    const flow = JSON.parse(fs.readFileSync(path.join(root, "examples/tick-backup.json"), "utf8")) as Array<Record<string, unknown>>;
+    const ha = flow.find((n) => n.type === "ha-mqtt")!;
+    const archive = flow.find((n) => n.type === "backup-archive")!;
+    assert.equal(archive.ha, ha.id);
+    assert.equal(ha.broker, "mqtt://core-mosquitto:1883");
+    assert.equal(ha.username, undefined);
+    assert.equal(ha.password, undefined);
+  });
+});
