@@ -34,6 +34,7 @@ export = (RED: NodeAPI) => {
     };
 
     const ha = def.ha ? (RED.nodes.getNode(def.ha) as HaMqttNode | null) : null;
+    if (def.ha && !ha) this.warn(`Home Assistant: the ha-mqtt node ${def.ha} is missing or disabled; health is not published`);
     const stale = Number(def.staleHours);
     const staleHours = def.staleHours === "" || def.staleHours === undefined || !Number.isFinite(stale) ? 3 : Math.max(0, stale);
     const health = ha ? publishHealth(this, ha, { staleHours, nodeExists: (id) => RED.nodes.getNode(id) !== null }) : undefined;
