@@ -255,6 +255,22 @@ describe("health tracker: saved in the archive, survives a restart", function ()
     assert.deepEqual(saved.lastSuccess, tracker.current.snapshot.lastSuccess);
   });
 
+  it("a snapshot that cannot be saved is reported; the picture goes on in memory and the catalog is untouched", async function () {
+    const root = tempDir("tick-health-");
+    const archive = await Archive.open(root, { name: "ticks" });
+    await archive.update((cat) => cat.commit(record("EURUSD/a.csv")));
+    fs.mkdirSync(path.join(archive.stateDir, HEALTH_FILE)); // a directory where the file belongs: the rename fails
+    const errors: string[] = [];
+    const changes: string[] = [];
+    const tracker = new HealthTracker({ name: "ticks", open: async () => archive, onError: (m) => errors.push(m), onChange: (s) => changes.push(s.lastSuccess.pull ?? "") });
+    await tracker.record(pullOutcome(at(1)));
+    assert.match(errors.join("\n"), /rename .*health\.json/, "the failed save is reported");
+    assert.equal(tracker.current.snapshot.lastSuccess.pull, at(1));
+    assert.deepEqual(changes, [at(1)], "the state still goes out");
+    assert.deepEqual(fs.readdirSync(archive.stateDir).filter((f) => f.includes(".tmp-")), [], "no temporary file left behind");
+    assert.deepEqual((await archive.readCatalog()).all().map((r) => r.path), ["EURUSD/a.csv"]);
+  });
+
   it("a damaged health.json is reported and replaced, not fatal", async function () {
     const root = tempDir("tick-health-");
     const archive = await Archive.open(root, { name: "ticks" });
