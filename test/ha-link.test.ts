@@ -150,6 +150,25 @@ for (const kind of ["aedes", "mosquitto"] as const) {
       assert.deepEqual(late.messages.filter((m) => m.topic.includes("gone")), []);
     });
 
+    it("two archives on one connection are two devices; removing one leaves the other alone", async function () {
+      const l = link();
+      l.put("alpha", { configs: discoveryMessages("alpha", TOPICS), states: states("alpha", "2026-11-26T08:00:00.000Z") });
+      l.put("beta", { configs: discoveryMessages("beta", TOPICS), states: states("beta", "2026-11-26T09:00:00.000Z") });
+      await connected(l);
+      const ha = await recorder();
+      await ha.wait("both devices", () => [...configTopics("alpha"), ...configTopics("beta")].every((t) => ha.last(t)?.payload));
+      const ids = new Set([...configTopics("alpha"), ...configTopics("beta")].map((t) => JSON.parse(ha.last(t)!.payload).device.identifiers[0]));
+      assert.deepEqual([...ids].sort(), ["tick_backup_alpha", "tick_backup_beta"]);
+      await l.remove("alpha", removalMessages("alpha", TOPICS));
+      await ha.wait("alpha cleared", () => configTopics("alpha").every((t) => ha.last(t)?.payload === ""));
+      assert.ok(configTopics("beta").every((t) => ha.last(t)?.payload), "beta's configs are untouched");
+      const late = await recorder(["tick-backup/+/state"]);
+      await late.wait("beta's state", () => late.last("tick-backup/beta/state"));
+      await new Promise((r) => setTimeout(r, 300));
+      assert.equal(late.last("tick-backup/alpha/state"), undefined, "alpha's retained state is gone");
+      await l.remove("beta", removalMessages("beta", TOPICS));
+    });
+
     it("a clean close says offline (retained)", async function () {
       const l = new HaLink({ broker: broker.url, ...CREDS, ...TOPICS });
       await connected(l);

@@ -234,6 +234,24 @@ describe("nodes: ha-mqtt + backup-archive publish health to Home Assistant", fun
     }
   });
 
+  it("a wrong MQTT password: the broker's refusal is logged once, without the password, and the backups still run", async function () {
+    const broker = await startAedes({ credentials: { username: CREDS.username, password: "the-real-one-xyz" } });
+    try {
+      const { remoteDir, archivePath } = fixture();
+      const l = await load(flow({ broker: broker.url, archivePath, remoteDir }));
+      const report = await runPull(l);
+      assert.equal(report.problems.length, 0);
+      await new Promise((r) => setTimeout(r, 800)); // several reconnection attempts
+      const lines = helper.log().getCalls().map((c: any) => util.inspect(c.args)).filter((t: string) => /unreachable/.test(t));
+      assert.equal(lines.length, 1, lines.join("\n"));
+      assert.match(lines[0], /bad user ?name or password|not authori[sz]ed/i);
+      assert.match(l.statuses[l.statuses.length - 1].text, /HA broker unreachable$/);
+    } finally {
+      await helper.unload();
+      await broker.stop();
+    }
+  });
+
   it("an unusable broker URL is a clear error on the ha-mqtt node, and the backups still run", async function () {
     const { remoteDir, archivePath } = fixture();
     const l = await load(flow({ broker: "http://example.invalid", archivePath, remoteDir }));
