@@ -2,12 +2,17 @@
 import type { NodeAPI, NodeDef } from "node-red";
 import { EventEmitter } from "node:events";
 import * as path from "node:path";
-import type { BackupArchiveNode, RunOutcome } from "../shared/types";
+import type { BackupArchiveNode, HaMqttNode, RunOutcome } from "../shared/types";
 import { Archive } from "../../lib/archive/archive";
+import { publishHealth } from "./health";
 
 interface BackupArchiveDef extends NodeDef {
   name: string;
   path: string;
+  /** an ha-mqtt node: publish this archive's health to Home Assistant */
+  ha?: string;
+  /** a pull older than this is a problem in Home Assistant (0: never) */
+  staleHours?: number | string;
 }
 
 export = (RED: NodeAPI) => {
@@ -31,5 +36,16 @@ export = (RED: NodeAPI) => {
       outcomes.on("outcome", listener);
       return () => outcomes.off("outcome", listener);
     };
+
+    const ha = def.ha ? (RED.nodes.getNode(def.ha) as HaMqttNode | null) : null;
+    if (def.ha && !ha) this.warn(`Home Assistant: the ha-mqtt node ${def.ha} is missing or disabled; health is not published`);
+    const stale = Number(def.staleHours);
+    const staleHours = def.staleHours === "" || def.staleHours === undefined || !Number.isFinite(stale) ? 3 : Math.max(0, stale);
+    const health = ha ? publishHealth(this, ha, { staleHours, nodeExists: (id) => RED.nodes.getNode(id) !== null }) : undefined;
+    this.haNote = () => health?.note();
+    this.on("close", (removed: boolean, done: () => void) => {
+      if (!health) return done();
+      health.close(removed).then(() => done(), () => done());
+    });
   });
 };

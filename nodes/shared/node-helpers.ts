@@ -64,6 +64,12 @@ function shortStatus(err: Error): string {
   return text.length > 60 ? text.slice(0, 57) + "…" : text;
 }
 
+/** Adds a note ("HA broker unreachable") to a run's status when the archive cannot tell Home Assistant. */
+export function withHaNote(status: NodeStatus, archive: BackupArchiveNode | null): NodeStatus {
+  const note = archive?.haNote?.();
+  return note ? { ...status, text: `${status.text} · ${note}` } : status;
+}
+
 /** A progress status, rate-limited by the caller. */
 export function progressStatus(text: string): NodeStatus {
   return { fill: "blue", shape: "dot", text };
