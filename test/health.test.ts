@@ -344,7 +344,7 @@ describe("Home Assistant discovery payloads", function () {
     assert.equal(state.disk_free, 50, "GiB");
     assert.equal(state.archive_size, 1, "GiB");
     assert.equal(state.data_per_day, 120, "MB per day");
-    assert.equal(state.days_until_full, 447.4);
+    assert.equal(state.days_until_full, 536, "the 30-day rate, as the disk-space node shows it");
     assert.equal(state.problem, false);
     const [st, attrs] = stateMessages("ticks", s, [{ code: "PULL_STALE", message: "old" }], options);
     assert.equal(st.topic, "tick-backup/ticks/state");

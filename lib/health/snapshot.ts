@@ -118,7 +118,7 @@ export function applyOutcome(previous: HealthSnapshot, outcome: HealthOutcome): 
       free: num(disk.free),
       total: num(disk.total),
       usedPercent: num(disk.usedPercent),
-      daysUntilFull: num(volume.daysUntilFull7) ?? null,
+      daysUntilFull: num(volume.daysUntilFull30) ?? num(volume.daysUntilFull7) ?? null, // the 30-day rate, as the disk-space status shows it
       bytesPerDay7: num(volume.bytesPerDay7) ?? null,
     };
     s.lastSuccess.disk = finished;
