@@ -5,3 +5,8 @@ export { connect, fetchHostFingerprint, describeServer, type ServerConfig, type 
 export { fingerprintOf, normalizeFingerprint, isFingerprint } from "./sftp/fingerprint";
 export { pull, type PullOptions, type PullReport, type PullProgress, type Problem } from "./sftp/pull";
 export { parseGlobs, planPull } from "./sftp/plan";
+export { scrub, type ScrubOptions } from "./verify/scrub";
+export { originCheck, type OriginCheckOptions, type PulledFileRef } from "./verify/origin-check";
+export { writeManifests, MANIFEST, LIVE_MANIFEST } from "./verify/manifest";
+export { partitionOf } from "./verify/schedule";
+export { blankVerifyReport, type VerifyReport, type VerifyMode, type VerifyProgress } from "./verify/report";
