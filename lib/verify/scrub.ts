@@ -40,7 +40,7 @@ export async function scrub(options: ScrubOptions): Promise<VerifyReport> {
   const started = Date.now();
   const now = options.now ?? (() => new Date());
   const report = blankVerifyReport(archive.identity.name, mode, started);
-  const t = Math.floor(Number(options.partitions ?? 7));
+  const t = Number(options.partitions ?? 7);
   if (!Number.isInteger(t) || t < 1 || t > 10_000) throw new ConfigError(`partitions must be a whole number from 1 to 10000, got ${options.partitions}`);
   const state = await loadScrubState(archive.stateDir, t);
   const n = state.next;
