@@ -45,7 +45,7 @@ function batches(queries: OriginQuery[]): Array<{ first: number; items: OriginQu
   let length = 0;
   let first = 0;
   queries.forEach((q, i) => {
-    const cost = q.path.length * 4 + 40;
+    const cost = shellQuote(q.path).length + 24;
     if (current.length > 0 && length + cost > MAX_SCRIPT) {
       out.push({ first, items: current });
       current = [];
