@@ -8,12 +8,17 @@ import * as fs from "node:fs";
 import { createHash } from "node:crypto";
 import type { HashJob, HashResult, WorkerReply } from "./hasher";
 
-const CHUNK = 4 * 1024 * 1024;
-const buf = Buffer.allocUnsafe(CHUNK);
+const CHUNK = 1024 * 1024;
+const bufs = [Buffer.allocUnsafe(CHUNK), Buffer.allocUnsafe(CHUNK)];
 /** big files report progress every this many bytes, so the status keeps moving */
 const PROGRESS_EVERY = 64 * 1024 * 1024;
 
-function hashOne(job: HashJob, progress: (n: number) => void): HashResult {
+/** Reads into `b` at `pos` on the thread pool, so the next chunk loads while this thread hashes the last. */
+function readAsync(fd: number, b: Buffer, length: number, pos: number): Promise<number> {
+  return new Promise((resolve, reject) => fs.read(fd, b, 0, length, pos, (err, n) => (err ? reject(err) : resolve(n))));
+}
+
+async function hashOne(job: HashJob, progress: (n: number) => void): Promise<HashResult> {
   let fd: number;
   try {
     fd = fs.openSync(job.file, "r");
@@ -24,13 +29,25 @@ function hashOne(job: HashJob, progress: (n: number) => void): HashResult {
     const size = fs.fstatSync(fd).size;
     const want = job.length === undefined ? size : Math.min(size, job.length);
     const hash = createHash("sha256");
+    if (want <= CHUNK) {
+      // Small files: one synchronous read, no thread hop (the per-file cost is what counts here).
+      const n = want > 0 ? fs.readSync(fd, bufs[0], 0, want, 0) : 0;
+      hash.update(bufs[0].subarray(0, n));
+      return { id: job.id, size, hashed: n, sha256: hash.digest("hex"), reported: 0 };
+    }
     let pos = 0;
     let unreported = 0;
+    let which = 0;
+    let pending = readAsync(fd, bufs[0], Math.min(CHUNK, want), 0);
     while (pos < want) {
-      const n = fs.readSync(fd, buf, 0, Math.min(CHUNK, want - pos), pos);
+      const n = await pending;
       if (n === 0) break;
-      hash.update(buf.subarray(0, n));
-      pos += n;
+      const current = bufs[which];
+      which ^= 1;
+      const nextPos = pos + n;
+      if (nextPos < want) pending = readAsync(fd, bufs[which], Math.min(CHUNK, want - nextPos), nextPos);
+      hash.update(current.subarray(0, n));
+      pos = nextPos;
       unreported += n;
       if (unreported >= PROGRESS_EVERY) {
         progress(unreported);
@@ -45,7 +62,12 @@ function hashOne(job: HashJob, progress: (n: number) => void): HashResult {
   }
 }
 
+// Batches are handled one after another (the main thread queues the next while this one runs).
+let queue = Promise.resolve();
 parentPort!.on("message", (batch: { seq: number; jobs: HashJob[] }) => {
-  const results = batch.jobs.map((job) => hashOne(job, (n) => parentPort!.postMessage({ seq: batch.seq, progress: n } satisfies WorkerReply)));
-  parentPort!.postMessage({ seq: batch.seq, results } satisfies WorkerReply);
+  queue = queue.then(async () => {
+    const results: HashResult[] = [];
+    for (const job of batch.jobs) results.push(await hashOne(job, (n) => parentPort!.postMessage({ seq: batch.seq, progress: n } satisfies WorkerReply)));
+    parentPort!.postMessage({ seq: batch.seq, results } satisfies WorkerReply);
+  });
 });

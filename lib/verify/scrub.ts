@@ -2,7 +2,7 @@ import * as fs from "node:fs/promises";
 import * as path from "node:path";
 import * as lockfile from "proper-lockfile";
 import type { Archive } from "../archive/archive";
-import type { FileRecord } from "../archive/catalog";
+import type { Catalog, FileRecord } from "../archive/catalog";
 import { localPath, STATE_DIR } from "../archive/paths";
 import { Aborted, BackupError, ConfigError, messageOf } from "../errors";
 import { connect, type ServerConfig, type SftpSession } from "../sftp/connect";
@@ -49,12 +49,9 @@ export async function scrub(options: ScrubOptions): Promise<VerifyReport> {
   const tell = (p: Omit<VerifyProgress, "elapsedMs">) => options.onProgress?.({ ...p, elapsedMs: Date.now() - started });
 
   tell({ phase: "listing", files: 0, filesTotal: 0, bytes: 0, bytesTotal: 0 });
-  const catalog = await archive.readCatalog();
-  const records = catalog.all().filter((r) => inPart(r.path)).sort((a, b) => (a.path < b.path ? -1 : 1));
-  report.coverage.totalFiles = catalog.size;
-  for (const rel of await filesOnDisk(archive.root, options.signal)) {
-    if (!catalog.get(rel) && inPart(rel)) report.extra.push(rel);
-  }
+  const { records, totalFiles, extra } = await selectFiles(archive, inPart, options.signal);
+  report.coverage.totalFiles = totalFiles;
+  report.extra = extra;
   report.counts.extra = report.extra.length;
   for (const rel of report.extra) report.problems.push({ code: "EXTRA_FILE", path: rel, message: `${rel} is in the archive folder but not in the catalog (copied in by hand?)` });
 
@@ -62,6 +59,7 @@ export async function scrub(options: ScrubOptions): Promise<VerifyReport> {
   let filesDone = 0;
   let lastTell = 0;
   const suspects: FileRecord[] = [];
+  const verified: FileRecord[] = [];
   const verifiedAt = now().toISOString();
   await hashFiles(
     records.map((r, id) => ({ id, file: localPath(archive.root, r.path), length: r.size, expect: r.size })),
@@ -82,10 +80,13 @@ export async function scrub(options: ScrubOptions): Promise<VerifyReport> {
         }
         filesDone += results.length;
         report.counts.ok += good.length;
-        if (good.length > 0) await markVerified(archive, good, verifiedAt, "ok");
+        verified.push(...good);
+        // The catalog is written in few, large steps: each update loads it and may compact it.
+        if (verified.length >= MARK_EVERY) await markVerified(archive, verified.splice(0), verifiedAt, "ok");
       },
     },
   );
+
   report.counts.checked = records.length;
   report.coverage.files = records.length;
 
@@ -113,9 +114,21 @@ export async function scrub(options: ScrubOptions): Promise<VerifyReport> {
   const next = recordProof(state, mode === "full" ? "all" : [n], clean, report.startedAt);
   await saveScrubState(archive.stateDir, next);
   report.lastFullProofAt = next.lastFullProofAt;
-  await archive.update(async (cat) => void (await writeManifests(archive.stateDir, cat.all())));
+  // One short update at the end: the marks of the files read, and the manifests from the catalog.
+  await archive.update(async (cat) => {
+    await markIn(cat, verified.splice(0), verifiedAt, "ok");
+    await writeManifests(archive.stateDir, cat.all());
+  });
   report.coverage.percent = report.coverage.totalFiles ? Math.round((report.coverage.files / report.coverage.totalFiles) * 1000) / 10 : 100;
   return finish(report, started);
+}
+
+/** The catalog's records in this run's partition, and the files on disk it does not know (the catalog itself is let go). */
+async function selectFiles(archive: Archive, inPart: (rel: string) => boolean, signal?: AbortSignal): Promise<{ records: FileRecord[]; totalFiles: number; extra: string[] }> {
+  const catalog = await archive.readCatalog();
+  const records = catalog.all().filter((r) => inPart(r.path)).sort((a, b) => (a.path < b.path ? -1 : 1));
+  const extra = (await filesOnDisk(archive.root, signal)).filter((rel) => !catalog.get(rel) && inPart(rel));
+  return { records, totalFiles: catalog.size, extra };
 }
 
 function judge(record: FileRecord, res: HashResult): Verdict {
@@ -132,17 +145,25 @@ function growing(report: VerifyReport): void {
   report.counts.skipped++;
 }
 
+/** Records verified kept for one catalog update (each update loads the catalog): a crash loses at most these marks, never data. */
+const MARK_EVERY = 50_000;
+
 /** Marks records verified, each only if it is still the content that was checked. */
-async function markVerified(archive: Archive, records: FileRecord[], at: string, result: "ok" | "mismatch" | "missing"): Promise<void> {
-  await archive.update(async (cat) => {
-    await Promise.all(
-      records.map((r) => {
-        const current = cat.get(r.path);
-        if (!current || current.sha256 !== r.sha256 || current.size !== r.size) return undefined;
-        return cat.patch(r.path, { verifiedAt: at, verifyResult: result });
-      }),
-    );
-  });
+function markVerified(archive: Archive, records: FileRecord[], at: string, result: "ok" | "mismatch" | "missing"): Promise<void> {
+  return records.length === 0 ? Promise.resolve() : archive.update((cat) => markIn(cat, records, at, result));
+}
+
+async function markIn(cat: Catalog, records: FileRecord[], at: string, result: "ok" | "mismatch" | "missing"): Promise<void> {
+  for (let i = 0; i < records.length; i += 500) {
+    if (i > 0) await new Promise((r) => setImmediate(r)); // let other flows run between slices
+    // Read and change in the same tick, as Catalog.patch does, but committed as one batch.
+    const changed: FileRecord[] = [];
+    for (const r of records.slice(i, i + 500)) {
+      const current = cat.get(r.path);
+      if (current && current.sha256 === r.sha256 && current.size === r.size) changed.push({ ...current, verifiedAt: at, verifyResult: result });
+    }
+    if (changed.length > 0) await cat.commit(...changed);
+  }
 }
 
 /**
