@@ -93,6 +93,7 @@ describe("verify: origin check and re-fetch against a real sshd", function () {
     try {
       const queries = [...hostile.map((n) => ({ path: n, size: content.get(n)!.length })), { path: "$(touch PWNED)", size: 1 }, { path: "`touch PWNED`", size: 1 }];
       const result = await originHashes(session, remote, queries);
+      assert.equal(fs.existsSync(canary), false, "no name ran a command on the server (the canary file exists)");
       assert.ok(result.available, JSON.stringify(result));
       if (!result.available) return;
       assert.equal(result.answers.length, queries.length);
