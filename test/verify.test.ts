@@ -70,6 +70,7 @@ describe("verify: scrub and full read-back", function () {
     const files = tree(12, seeded(1));
     const { dir, archive } = await archiveOf(files, ["SYM0/2026-11-10.csv"]);
     dirs.push(dir);
+    await archive.update((cat) => cat.patch("SYM1/2026-11-11.csv", { verifyResult: "suspect" }).then(() => undefined));
     const report = await run(archive);
     assert.deepEqual(report.problems, []);
     assert.equal(report.kind, "verify");
@@ -82,7 +83,7 @@ describe("verify: scrub and full read-back", function () {
     assert.equal(report.lastFullProofAt, report.startedAt);
     const catalog = await archive.readCatalog();
     for (const r of catalog.all()) {
-      assert.equal(r.verifyResult, "ok", r.path);
+      assert.equal(r.verifyResult, r.path === "SYM1/2026-11-11.csv" ? "suspect" : "ok", `${r.path} (a suspect file stays suspect: the server's doubt is not settled by a read-back)`);
       assert.ok(r.verifiedAt && r.verifiedAt >= report.startedAt, r.path);
     }
     const check = sha256sumCheck(dir);
@@ -262,6 +263,21 @@ describe("verify: scrub and full read-back", function () {
     assert.equal(report.counts.ok, 2003);
     const p99 = h.percentile(99) / 1e6;
     assert.ok(p99 < 500, `p99 event-loop delay ${p99.toFixed(1)} ms while hashing ${report.bytes} bytes`);
+  });
+
+  it("a stop (redeploy) ends the run at once with Aborted, and leaves the catalog and the rotation untouched", async () => {
+    const files: Record<string, Buffer> = {};
+    for (let i = 0; i < 4; i++) files[`big/${i}.bin`] = randomBytes(64 * 1024 * 1024);
+    const { dir, archive } = await archiveOf(files);
+    dirs.push(dir);
+    const stop = new AbortController();
+    const started = Date.now();
+    const running = run(archive, { mode: "scrub", partitions: 1, signal: stop.signal, onProgress: (p) => p.phase === "hashing" && stop.abort() });
+    await assert.rejects(running, (err: Error & { code?: string }) => err.code === "ABORTED");
+    assert.ok(Date.now() - started < 10_000);
+    assert.equal(fs.existsSync(path.join(archive.stateDir, "verify.json")), false, "the rotation did not advance");
+    assert.ok((await archive.readCatalog()).all().every((r) => r.verifiedAt === undefined), "nothing marked verified");
+    assert.deepEqual(fs.readdirSync(archive.partialDir), []);
   });
 
   it("manifest lines are what GNU sha256sum writes, escapes included", () => {

@@ -160,7 +160,9 @@ async function markIn(cat: Catalog, records: FileRecord[], at: string, result: "
     const changed: FileRecord[] = [];
     for (const r of records.slice(i, i + 500)) {
       const current = cat.get(r.path);
-      if (current && current.sha256 === r.sha256 && current.size === r.size) changed.push({ ...current, verifiedAt: at, verifyResult: result });
+      if (!current || current.sha256 !== r.sha256 || current.size !== r.size) continue;
+      // An intact local copy does not clear "suspect": that is the server's disagreement, which a read-back cannot settle.
+      changed.push({ ...current, verifiedAt: at, verifyResult: current.verifyResult === "suspect" && result === "ok" ? "suspect" : result });
     }
     if (changed.length > 0) await cat.commit(...changed);
   }
