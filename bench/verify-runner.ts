@@ -8,7 +8,6 @@ import { Archive } from "../lib/archive/archive";
 import { scrub } from "../lib/verify/scrub";
 import { writeManifests } from "../lib/verify/manifest";
 import { hashFiles } from "../lib/verify/hasher";
-import { localPath } from "../lib/archive/paths";
 
 export interface VerifyJob {
   archiveDir: string;
@@ -43,7 +42,7 @@ async function main(): Promise<void> {
     [files, bytes, ok, problems] = [report.counts.checked, report.bytes, report.counts.ok, report.problems.length];
   } else if (job.what === "hash") {
     const records = (await archive.readCatalog()).all();
-    await hashFiles(records.map((r, id) => ({ id, file: localPath(archive.root, r.path), length: r.size, expect: r.size })), {
+    await hashFiles(archive.root, records.map((r, id) => ({ id, rel: r.path, length: r.size, expect: r.size })), {
       onResults: (results) => {
         files += results.length;
         for (const r of results) {

@@ -6,6 +6,7 @@
 import { parentPort } from "node:worker_threads";
 import * as fs from "node:fs";
 import { createHash } from "node:crypto";
+import { localPath } from "../archive/paths";
 import type { HashJob, HashResult, WorkerReply } from "./hasher";
 
 const CHUNK = 1024 * 1024;
@@ -18,10 +19,10 @@ function readAsync(fd: number, b: Buffer, length: number, pos: number): Promise<
   return new Promise((resolve, reject) => fs.read(fd, b, 0, length, pos, (err, n) => (err ? reject(err) : resolve(n))));
 }
 
-async function hashOne(job: HashJob, progress: (n: number) => void): Promise<HashResult> {
+async function hashOne(root: string, job: HashJob, progress: (n: number) => void): Promise<HashResult> {
   let fd: number;
   try {
-    fd = fs.openSync(job.file, "r");
+    fd = fs.openSync(localPath(root, job.rel), "r");
   } catch (err) {
     return { id: job.id, size: -1, sha256: "", error: (err as NodeJS.ErrnoException).code ?? String(err) };
   }
@@ -64,10 +65,10 @@ async function hashOne(job: HashJob, progress: (n: number) => void): Promise<Has
 
 // Batches are handled one after another (the main thread queues the next while this one runs).
 let queue = Promise.resolve();
-parentPort!.on("message", (batch: { seq: number; jobs: HashJob[] }) => {
+parentPort!.on("message", (batch: { seq: number; root: string; jobs: HashJob[] }) => {
   queue = queue.then(async () => {
     const results: HashResult[] = [];
-    for (const job of batch.jobs) results.push(await hashOne(job, (n) => parentPort!.postMessage({ seq: batch.seq, progress: n } satisfies WorkerReply)));
+    for (const job of batch.jobs) results.push(await hashOne(batch.root, job, (n) => parentPort!.postMessage({ seq: batch.seq, progress: n } satisfies WorkerReply)));
     parentPort!.postMessage({ seq: batch.seq, results } satisfies WorkerReply);
   });
 });

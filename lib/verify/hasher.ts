@@ -4,7 +4,8 @@ import { Aborted } from "../errors";
 
 export interface HashJob {
   id: number;
-  file: string;
+  /** archive-relative path (resolved and checked against the root in the worker, off the main thread) */
+  rel: string;
   /** hash only the first `length` bytes (a file a pull may be appending to); all of it when absent */
   length?: number;
 }
@@ -33,6 +34,7 @@ const BATCH_BYTES = 256 * 1024 * 1024;
  * the worker never waits on the event loop and the event loop never waits on a hash.
  */
 export async function hashFiles(
+  root: string,
   jobs: Array<HashJob & { expect: number }>,
   options: { signal?: AbortSignal; onBytes?: (n: number) => void; onResults: (results: HashResult[]) => Promise<void> | void },
 ): Promise<void> {
@@ -41,7 +43,7 @@ export async function hashFiles(
   let current: HashJob[] = [];
   let bytes = 0;
   for (const job of jobs) {
-    current.push({ id: job.id, file: job.file, length: job.length });
+    current.push({ id: job.id, rel: job.rel, length: job.length });
     bytes += job.expect;
     if (current.length >= BATCH_FILES || bytes >= BATCH_BYTES) {
       batches.push(current);
@@ -65,7 +67,7 @@ export async function hashFiles(
         reject(err);
       };
       const send = () => {
-        if (sent < batches.length) worker.postMessage({ seq: sent, jobs: batches[sent++] });
+        if (sent < batches.length) worker.postMessage({ seq: sent, root, jobs: batches[sent++] });
       };
       const onAbort = () => fail(new Aborted());
       options.signal?.addEventListener("abort", onAbort, { once: true });

@@ -3,7 +3,7 @@ import * as path from "node:path";
 import * as lockfile from "proper-lockfile";
 import type { Archive } from "../archive/archive";
 import type { Catalog, FileRecord } from "../archive/catalog";
-import { localPath, STATE_DIR } from "../archive/paths";
+import { STATE_DIR } from "../archive/paths";
 import { Aborted, BackupError, ConfigError, messageOf } from "../errors";
 import { connect, type ServerConfig, type SftpSession } from "../sftp/connect";
 import { hashFiles, type HashResult } from "./hasher";
@@ -62,7 +62,8 @@ export async function scrub(options: ScrubOptions): Promise<VerifyReport> {
   const verified: FileRecord[] = [];
   const verifiedAt = now().toISOString();
   await hashFiles(
-    records.map((r, id) => ({ id, file: localPath(archive.root, r.path), length: r.size, expect: r.size })),
+    archive.root,
+    records.map((r, id) => ({ id, rel: r.path, length: r.size, expect: r.size })),
     {
       signal: options.signal,
       onBytes: (b) => {
@@ -180,7 +181,7 @@ async function confirm(archive: Archive, first: FileRecord, settleMs: number): P
     const current = (await archive.readCatalog()).get(record.path);
     if (!current) return { verdict };
     record = current;
-    const res = await hashOne(localPath(archive.root, record.path), record.size);
+    const res = await hashOne(archive.root, record.path, record.size);
     verdict = judge(record, res);
     if (verdict.kind === "ok" || verdict.kind === "growing") return { record, verdict };
     const after = (await archive.readCatalog()).get(record.path);
@@ -189,9 +190,9 @@ async function confirm(archive: Archive, first: FileRecord, settleMs: number): P
   return { record, verdict };
 }
 
-function hashOne(file: string, length: number): Promise<HashResult> {
+function hashOne(root: string, rel: string, length: number): Promise<HashResult> {
   let out: HashResult | undefined;
-  return hashFiles([{ id: 0, file, length, expect: length }], { onResults: (r) => void (out = r[0]) }).then(() => out!);
+  return hashFiles(root, [{ id: 0, rel, length, expect: length }], { onResults: (r) => void (out = r[0]) }).then(() => out!);
 }
 
 async function pullRunning(archive: Archive): Promise<boolean> {
