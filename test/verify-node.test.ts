@@ -7,6 +7,8 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import * as util from "node:util";
 import { EventEmitter } from "node:events";
+import { createHash } from "node:crypto";
+import { Archive } from "../lib/archive/archive";
 import { startSshd, type Sshd } from "./support/sshd";
 import { Inbox } from "./support/inbox";
 import { tempDir, tickLines, write } from "./support/tree";
@@ -160,6 +162,28 @@ describe("node hash-verify in a Node-RED runtime", function () {
     const err = await l.caught.wait(() => true, "the missing archive error");
     assert.match(err.error.message, /does not exist/);
     assert.match(l.statuses[l.statuses.length - 1].text!, /archive folder missing/);
+  });
+
+  it("a redeploy during a scrub stops it at once: grey status, no error, nothing marked", async () => {
+    const archive = await Archive.open(archivePath, { name: "ticks" });
+    const at = new Date().toISOString();
+    for (let i = 0; i < 3; i++) {
+      const data = Buffer.alloc(96 * 1024 * 1024, i);
+      write(archivePath, `big/${i}.bin`, data);
+      const record = { path: `big/${i}.bin`, size: data.length, mtime: 0, sha256: createHash("sha256").update(data).digest("hex"), state: "final" as const, firstPulledAt: at, pulledAt: at };
+      await archive.withLock((cat) => cat.commit(record));
+    }
+    const l = await load({ mode: "full" });
+    l.node.receive({});
+    await until(() => l.statuses.some((s) => /^full \d+% · /.test(s.text ?? "")));
+    const started = Date.now();
+    await helper.unload();
+    assert.ok(Date.now() - started < 4000, "close did not wait for the run");
+    const last = l.statuses[l.statuses.length - 1];
+    assert.equal(last.fill, "grey", util.inspect(l.statuses));
+    assert.match(last.text!, /stopped/);
+    assert.equal(l.caught.msgs.length, 0);
+    assert.equal(fs.existsSync(path.join(archivePath, ".tick-backup/verify.json")), false);
   });
 
   it("answers a message during a run at once with busy", async () => {

@@ -45,6 +45,7 @@ export async function originCheck(options: OriginCheckOptions): Promise<VerifyRe
   const session = await connect(options.server, { signal: options.signal });
   try {
     const result = await originHashes(session, options.remoteDir, files.map((f) => ({ path: f.path, size: f.size })), options.signal);
+    if (options.signal?.aborted) throw new Aborted(); // a cut-off answer is not "unavailable"
     if (!result.available) {
       report.origin.unavailable = true;
       report.origin.reason = result.reason;
