@@ -237,6 +237,24 @@ describe("verify: origin check where the server will not or cannot help", functi
     assert.deepEqual(report.problems, []);
   });
 
+  it("a server that hangs while hashing: unavailable after the batch's deadline, not a run that never ends", async () => {
+    const fake = tempDir("tick-fakebin-");
+    fs.writeFileSync(path.join(fake, "sha256sum"), "#!/bin/sh\nsleep 20\n", { mode: 0o755 });
+    fs.chmodSync(fake, 0o755);
+    const { sshd, remote, pulled } = await pulledFrom([`SetEnv PATH=${fake}:/usr/bin:/bin`]);
+    const session = await connect(sshdServer(sshd));
+    try {
+      const started = Date.now();
+      const result = await originHashes(session, remote, pulled.files.map((f) => ({ path: f.path, size: f.size })), undefined, 1000);
+      assert.equal(result.available, false);
+      assert.match((result as { reason: string }).reason, /did not answer within 1 s/);
+      assert.ok(Date.now() - started < 10_000);
+    } finally {
+      await session.end();
+      fs.rmSync(fake, { recursive: true, force: true });
+    }
+  });
+
   it("a server whose sha256sum disagrees with what its SFTP serves: suspect, downloaded again, reported", async () => {
     const fake = tempDir("tick-fakebin-");
     fs.writeFileSync(path.join(fake, "sha256sum"), `#!/bin/sh\ncat >/dev/null\necho "${"0".repeat(64)}  -"\n`, { mode: 0o755 });

@@ -171,20 +171,34 @@ function execOn(ssh: Client, command: string, options: { signal?: AbortSignal; m
       const errs: Buffer[] = [];
       let size = 0;
       let code: number | null = null;
-      const onAbort = () => stream.close();
+      let settled = false;
+      const settle = () => {
+        if (settled) return;
+        settled = true;
+        options.signal?.removeEventListener("abort", onAbort);
+        resolve({ stdout: Buffer.concat(out).toString("utf8"), stderr: Buffer.concat(errs).toString("utf8"), code });
+      };
+      // A stopped command answers at once with what it printed; the server may end it later.
+      const onAbort = () => {
+        try {
+          stream.signal("KILL");
+        } catch {
+          /* not every server takes signals */
+        }
+        stream.close();
+        settle();
+      };
       options.signal?.addEventListener("abort", onAbort, { once: true });
+      if (options.signal?.aborted) onAbort();
       const take = (list: Buffer[]) => (d: Buffer) => {
         size += d.length;
-        if (size > max) return stream.close();
+        if (size > max) return onAbort();
         list.push(d);
       };
       stream.on("data", take(out));
       stream.stderr.on("data", take(errs));
       stream.on("exit", (c: number | null) => (code = typeof c === "number" ? c : null));
-      stream.on("close", () => {
-        options.signal?.removeEventListener("abort", onAbort);
-        resolve({ stdout: Buffer.concat(out).toString("utf8"), stderr: Buffer.concat(errs).toString("utf8"), code });
-      });
+      stream.on("close", settle);
       stream.end(); // no input: a program that reads stdin (internal-sftp) sees EOF and ends
     });
   });

@@ -64,17 +64,20 @@ function batches(queries: OriginQuery[]): Array<{ first: number; items: OriginQu
  * refuses commands, runs only SFTP (`ForceCommand internal-sftp`) or has no sha256sum yields
  * `available: false` with the reason, not an error: many good setups allow SFTP only.
  */
-export async function originHashes(session: SftpSession, remoteDir: string, queries: OriginQuery[], signal?: AbortSignal): Promise<OriginResult> {
+export async function originHashes(session: SftpSession, remoteDir: string, queries: OriginQuery[], signal?: AbortSignal, batchTimeoutMs = 10 * 60_000): Promise<OriginResult> {
   const answers: OriginAnswer[] = [];
   const dir = remotePath(remoteDir, "") || "/";
   for (const b of batches(queries)) {
+    // A server stuck on a hung disk must not hold the run forever: a batch gets a generous deadline.
+    const deadline = AbortSignal.timeout(batchTimeoutMs);
     let result;
     try {
-      result = await session.exec(originScript(dir, b.items, b.first), { signal });
+      result = await session.exec(originScript(dir, b.items, b.first), { signal: signal ? AbortSignal.any([signal, deadline]) : deadline });
     } catch (err) {
       if (!session.isOpen()) throw err;
       return { available: false, reason: `the server refuses to run commands (${messageOf(err)})` };
     }
+    if (deadline.aborted && !signal?.aborted) return { available: false, reason: `the server did not answer within ${Math.round(batchTimeoutMs / 1000)} s` };
     if (result.code === 97) return { available: false, reason: `the shell cannot enter ${dir} (chroot or another home folder than SFTP's)` };
     if (result.code === 98) return { available: false, reason: "sha256sum (or head) is not installed on the server" };
     const lines = result.stdout.split("\n");
