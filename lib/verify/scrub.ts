@@ -58,7 +58,7 @@ export async function scrub(options: ScrubOptions): Promise<VerifyReport> {
   const bytesTotal = records.reduce((s, r) => s + r.size, 0);
   let filesDone = 0;
   let lastTell = 0;
-  const suspects: FileRecord[] = [];
+  const suspects: Array<{ record: FileRecord; verdict: Verdict }> = [];
   const verified: FileRecord[] = [];
   const verifiedAt = now().toISOString();
   await hashFiles(
@@ -77,7 +77,7 @@ export async function scrub(options: ScrubOptions): Promise<VerifyReport> {
           const verdict = judge(record, res);
           if (verdict.kind === "ok") good.push(record);
           else if (verdict.kind === "growing") growing(report);
-          else suspects.push(record);
+          else suspects.push({ record, verdict });
         }
         filesDone += results.length;
         report.counts.ok += good.length;
@@ -91,20 +91,21 @@ export async function scrub(options: ScrubOptions): Promise<VerifyReport> {
   report.counts.checked = records.length;
   report.coverage.files = records.length;
 
+  // Damage is rare; a file a pull changed meanwhile is judged again before anything is moved.
+  tell({ phase: "checking", files: filesDone, filesTotal: records.length, bytes: report.bytes, bytesTotal });
+  const marks: Mark[] = [];
   let session: SftpSession | undefined;
   try {
-    for (const first of suspects) {
+    for (const { record, verdict } of await confirm(archive, suspects, options.settleMs ?? 1000)) {
       if (options.signal?.aborted) throw new Aborted();
-      tell({ phase: "checking", files: filesDone, filesTotal: records.length, bytes: report.bytes, bytesTotal });
-      const { record, verdict } = await confirm(archive, first, options.settleMs ?? 1000);
       if (!record) report.counts.skipped++;
       else if (verdict.kind === "ok") {
         report.counts.ok++;
-        await markVerified(archive, [record], verifiedAt, "ok");
+        verified.push(record);
       } else if (verdict.kind === "growing") growing(report);
       else {
         const getSession = async () => (session ??= await connect(options.server!, { signal: options.signal }));
-        await handleDamage(archive, record, verdict, report, options.server ? getSession : undefined, options.remoteDir ?? "/", now, options.signal);
+        marks.push(...(await handleDamage(archive, record, verdict, report, options.server ? getSession : undefined, options.remoteDir ?? "/", now, options.signal)));
       }
     }
   } finally {
@@ -117,7 +118,7 @@ export async function scrub(options: ScrubOptions): Promise<VerifyReport> {
   report.lastFullProofAt = next.lastFullProofAt;
   // One short update at the end: the marks of the files read, and the manifests from the catalog.
   await archive.update(async (cat) => {
-    await markIn(cat, verified.splice(0), verifiedAt, "ok");
+    await markIn(cat, [...verified.splice(0).map((record): Mark => ({ record, result: "ok", at: verifiedAt })), ...marks]);
     await writeManifests(archive.stateDir, cat.all());
   });
   report.coverage.percent = report.coverage.totalFiles ? Math.round((report.coverage.files / report.coverage.totalFiles) * 1000) / 10 : 100;
@@ -149,45 +150,45 @@ function growing(report: VerifyReport): void {
 /** Records verified kept for one catalog update (each update loads the catalog): a crash loses at most these marks, never data. */
 const MARK_EVERY = 50_000;
 
+type Mark = { record: FileRecord; result: "ok" | "mismatch" | "missing"; at: string };
+
 /** Marks records verified, each only if it is still the content that was checked. */
-function markVerified(archive: Archive, records: FileRecord[], at: string, result: "ok" | "mismatch" | "missing"): Promise<void> {
-  return records.length === 0 ? Promise.resolve() : archive.update((cat) => markIn(cat, records, at, result));
+function markVerified(archive: Archive, records: FileRecord[], at: string, result: Mark["result"]): Promise<void> {
+  return records.length === 0 ? Promise.resolve() : archive.update((cat) => markIn(cat, records.map((record) => ({ record, result, at }))));
 }
 
-async function markIn(cat: Catalog, records: FileRecord[], at: string, result: "ok" | "mismatch" | "missing"): Promise<void> {
-  for (let i = 0; i < records.length; i += 500) {
+async function markIn(cat: Catalog, marks: Mark[]): Promise<void> {
+  for (let i = 0; i < marks.length; i += 500) {
     if (i > 0) await new Promise((r) => setImmediate(r)); // let other flows run between slices
     // Read and change in the same tick, as Catalog.patch does, but committed as one batch.
-    const changed: FileRecord[] = [];
-    for (const r of records.slice(i, i + 500)) {
-      const current = cat.get(r.path);
+    const changed = new Map<string, FileRecord>();
+    for (const { record: r, result, at } of marks.slice(i, i + 500)) {
+      const current = changed.get(r.path) ?? cat.get(r.path);
       if (!current || current.sha256 !== r.sha256 || current.size !== r.size) continue;
       // An intact local copy does not clear "suspect": that is the server's disagreement, which a read-back cannot settle.
-      changed.push({ ...current, verifiedAt: at, verifyResult: current.verifyResult === "suspect" && result === "ok" ? "suspect" : result });
+      changed.set(r.path, { ...current, verifiedAt: at, verifyResult: current.verifyResult === "suspect" && result === "ok" ? "suspect" : result });
     }
-    if (changed.length > 0) await cat.commit(...changed);
+    if (changed.size > 0) await cat.commit(...changed.values());
   }
 }
 
 /**
  * A file that failed may only have been changed by a pull running beside us (grown, rewritten):
- * judge it again against the record as it is now, after letting a running pull finish the file.
+ * after letting a running pull finish its file, each is judged against its record as it is now (one
+ * fresh catalog read for all of them); a verdict against an unchanged record stands.
  */
-async function confirm(archive: Archive, first: FileRecord, settleMs: number): Promise<{ record?: FileRecord; verdict: Verdict }> {
-  let record = first;
-  let verdict: Verdict = { kind: "missing" };
-  for (let attempt = 0; attempt < 3; attempt++) {
-    if (settleMs > 0 && (await pullRunning(archive))) await new Promise((r) => setTimeout(r, settleMs));
-    const current = (await archive.readCatalog()).get(record.path);
-    if (!current) return { verdict };
-    record = current;
-    const res = await hashOne(archive.root, record.path, record.size);
-    verdict = judge(record, res);
-    if (verdict.kind === "ok" || verdict.kind === "growing") return { record, verdict };
-    const after = (await archive.readCatalog()).get(record.path);
-    if (after && after.sha256 === record.sha256 && after.size === record.size) return { record, verdict };
+async function confirm(archive: Archive, suspects: Array<{ record: FileRecord; verdict: Verdict }>, settleMs: number): Promise<Array<{ record?: FileRecord; verdict: Verdict }>> {
+  if (suspects.length === 0) return [];
+  if (settleMs > 0 && (await pullRunning(archive))) await new Promise((r) => setTimeout(r, settleMs));
+  const fresh = await archive.readCatalog();
+  const out: Array<{ record?: FileRecord; verdict: Verdict }> = [];
+  for (const s of suspects) {
+    const current = fresh.get(s.record.path);
+    if (!current) out.push({ verdict: s.verdict });
+    else if (current.sha256 === s.record.sha256 && current.size === s.record.size) out.push(s);
+    else out.push({ record: current, verdict: judge(current, await hashOne(archive.root, current.path, current.size)) });
   }
-  return { record, verdict };
+  return out;
 }
 
 function hashOne(root: string, rel: string, length: number): Promise<HashResult> {
@@ -209,7 +210,7 @@ async function handleDamage(
   remoteDir: string,
   now: () => Date,
   signal?: AbortSignal,
-): Promise<void> {
+): Promise<Mark[]> {
   const rel = record.path;
   const at = now();
   if (verdict.kind === "missing") {
@@ -220,7 +221,7 @@ async function handleDamage(
     report.mismatches.push(rel);
     report.quarantined.push(await quarantine(archive, rel, at));
   }
-  await markVerified(archive, [record], at.toISOString(), verdict.kind);
+  const marks: Mark[] = [{ record, result: verdict.kind, at: at.toISOString() }];
   const what = verdict.kind === "missing" ? `${rel} is missing from the archive` : `${rel} ${verdict.why}; the bad copy is in ${report.quarantined[report.quarantined.length - 1]}`;
   let why = "no server is set on this node to fetch it again";
   if (getSession) {
@@ -229,9 +230,8 @@ async function handleDamage(
       const { part, sha256 } = await fetchCopy(session, archive, remoteDir, rel, record.size, signal);
       if (sha256 === record.sha256 && (await placeCopy(archive, part, rel))) {
         report.restored.push(rel);
-        await markVerified(archive, [record], now().toISOString(), "ok");
         report.problems.push({ code: verdict.kind === "missing" ? "MISSING" : "MISMATCH", path: rel, message: `${what}; fetched again from the server, it matches the catalog` });
-        return;
+        return [...marks, { record, result: "ok", at: now().toISOString() }];
       }
       await fs.rm(part, { force: true });
       why = sha256 === record.sha256 ? "a pull has put a file there meanwhile" : "the server's copy has other bytes now";
@@ -243,6 +243,7 @@ async function handleDamage(
   const copies = Object.keys((record as FileRecord & { copies?: Record<string, unknown> }).copies ?? {});
   const from = copies.length > 0 ? `restore it from offsite copy ${copies.join(", ")}` : "no other copy is recorded";
   report.problems.push({ code: "ARCHIVE_DAMAGED", path: rel, message: `${what}; ${why}; ${from}` });
+  return marks;
 }
 
 /** Every regular file under the archive root, outside the state area, as archive-relative paths. */
