@@ -155,6 +155,25 @@ describe("verify: scrub and full read-back", function () {
     assert.equal(report.lastFullProofAt, undefined, "a run that found damage proves nothing");
   });
 
+  it("much damage at once (500 of 2,000 files gone): every one reported and marked, in one catalog update", async () => {
+    const files: Record<string, string> = {};
+    for (let i = 0; i < 2000; i++) files[`S${i % 20}/f${i}.csv`] = `tick ${i}\n`;
+    const { dir, archive } = await archiveOf(files);
+    dirs.push(dir);
+    const gone = Object.keys(files).filter((_, i) => i % 4 === 0);
+    for (const rel of gone) fs.rmSync(path.join(dir, rel));
+    const report = await run(archive);
+    assert.equal(report.counts.missing, 500);
+    assert.deepEqual([...report.missing].sort(), [...gone].sort());
+    assert.equal(report.counts.ok, 1500);
+    const cat = await archive.readCatalog();
+    assert.equal(cat.all().filter((r) => r.verifyResult === "missing").length, 500);
+    assert.equal(cat.all().filter((r) => r.verifyResult === "ok").length, 1500);
+    const check = sha256sumCheck(dir);
+    assert.equal(check.status, 1);
+    assert.equal(check.out.split("\n").filter((l) => /FAILED open or read/.test(l)).length, 500);
+  });
+
   it("rotating partitions: t scrubs cover every file exactly once, then the rotation starts over", async () => {
     const files: Record<string, string> = {};
     for (let i = 0; i < 300; i++) files[`S${i % 7}/f${i}.csv`] = `tick ${i}\n`;
