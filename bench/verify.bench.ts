@@ -11,8 +11,9 @@
  *                      takes on this machine, as a share of the pull's time
  * d. SHA256SUMS rewrite for the 20,000-file catalog (what every pull adds)
  * Every scrub runs in a child process (bench/verify-runner.ts): its p99 event-loop delay, peak RSS
- * and CPU are its own. Warm page cache (the data was just written). Figures are printed and written
- * to bench/out/verify.json; nothing is asserted.
+ * and CPU are its own. Warm page cache (the data was just written, then `sync`); every case runs 3
+ * times and the fastest counts, for the standard tool and for ours alike. Figures are printed and
+ * written to bench/out/verify.json; nothing is asserted. Needs `openssl` (apt-get install openssl).
  */
 import { spawn } from "node:child_process";
 import * as crypto from "node:crypto";
@@ -69,6 +70,17 @@ async function catalogArchive(dir: string, entries: Array<{ rel: string; size: n
   await archive.withLock((cat) => cat.commit(...records));
 }
 
+/** The fastest of REPEAT runs: on a shared machine the slow ones measure the neighbours, not the tool. */
+const REPEAT = 3;
+async function best<T>(fn: () => Promise<T>, ms: (r: T) => number): Promise<T> {
+  let winner: T | undefined;
+  for (let i = 0; i < REPEAT; i++) {
+    const r = await fn();
+    if (winner === undefined || ms(r) < ms(winner)) winner = r;
+  }
+  return winner!;
+}
+
 const rows: Array<Record<string, unknown>> = [];
 const mbps = (bytes: number, ms: number) => Math.round(bytes / 1e6 / (ms / 1000));
 
@@ -84,10 +96,11 @@ async function main(): Promise<void> {
     fs.mkdirSync(bigDir);
     const bigFile = path.join(bigDir, "EURUSD-2026.bin");
     writeRandom(bigFile, SIZES.big);
-    const ossl = await run("openssl", ["dgst", "-sha256", "-r", bigFile]);
-    const bigSha = ossl.stdout.split(" ")[0];
+    await run("sync", []); // written-back first: no tool pays for the other's dirty pages
+    const bigSha = (await run("openssl", ["dgst", "-sha256", "-r", bigFile])).stdout.split(" ")[0];
     await catalogArchive(bigDir, [{ rel: "EURUSD-2026.bin", size: SIZES.big, sha256: bigSha }]);
-    const oursBig = await runner<VerifyRunnerResult>("verify-runner.js", { archiveDir: bigDir, what: "full" } satisfies VerifyJob);
+    const ossl = await best(() => run("openssl", ["dgst", "-sha256", "-r", bigFile]), (r) => r.ms);
+    const oursBig = await best(() => runner<VerifyRunnerResult>("verify-runner.js", { archiveDir: bigDir, what: "full" } satisfies VerifyJob), (r) => r.durationMs);
     if (oursBig.ok !== 1) throw new Error(`big scrub did not prove the file: ${JSON.stringify(oursBig)}`);
     rows.push({ case: "a big file", tool: "openssl dgst -sha256", ms: Math.round(ossl.ms), mbps: mbps(SIZES.big, ossl.ms) });
     rows.push({ case: "a big file", tool: "scrub (ours)", ms: oursBig.durationMs, mbps: mbps(SIZES.big, oursBig.durationMs), p99DelayMs: oursBig.p99DelayMs, maxDelayMs: oursBig.maxDelayMs, maxRssMB: oursBig.maxRssMB, cpuMs: oursBig.cpuMs });
@@ -105,9 +118,10 @@ async function main(): Promise<void> {
       entries.push({ rel, size: data.length, sha256: crypto.createHash("sha256").update(data).digest("hex") });
     }
     await catalogArchive(smallDir, entries);
-    const coreSmall = await run("sh", ["-c", "find . -path ./.tick-backup -prune -o -type f -print0 | xargs -0 sha256sum > /dev/null"], undefined, { cwd: smallDir });
-    const oursSmall = await runner<VerifyRunnerResult>("verify-runner.js", { archiveDir: smallDir, what: "full" } satisfies VerifyJob);
-    const hashSmall = await runner<VerifyRunnerResult>("verify-runner.js", { archiveDir: smallDir, what: "hash" } satisfies VerifyJob);
+    await run("sync", []);
+    const coreSmall = await best(() => run("sh", ["-c", "find . -path ./.tick-backup -prune -o -type f -print0 | xargs -0 sha256sum > /dev/null"], undefined, { cwd: smallDir }), (r) => r.ms);
+    const oursSmall = await best(() => runner<VerifyRunnerResult>("verify-runner.js", { archiveDir: smallDir, what: "full" } satisfies VerifyJob), (r) => r.durationMs);
+    const hashSmall = await best(() => runner<VerifyRunnerResult>("verify-runner.js", { archiveDir: smallDir, what: "hash" } satisfies VerifyJob), (r) => r.durationMs);
     if (oursSmall.ok !== SIZES.small) throw new Error(`small scrub: ${JSON.stringify(oursSmall)}`);
     rows.push({ case: `b ${SIZES.small} × 4 KiB`, tool: "find | xargs sha256sum", ms: Math.round(coreSmall.ms) });
     rows.push({ case: `b ${SIZES.small} × 4 KiB`, tool: "scrub (ours)", ms: oursSmall.durationMs, p99DelayMs: oursSmall.p99DelayMs, maxDelayMs: oursSmall.maxDelayMs, maxRssMB: oursSmall.maxRssMB, cpuMs: oursSmall.cpuMs });

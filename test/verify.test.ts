@@ -299,6 +299,19 @@ describe("verify: scrub and full read-back", function () {
     assert.deepEqual(fs.readdirSync(archive.partialDir), []);
   });
 
+  it("a manifest that was lost or edited is written again from the catalog by the next run", async () => {
+    const { dir, archive } = await archiveOf({ "a.csv": "a\n", "b/c.csv": "c\n" });
+    dirs.push(dir);
+    const manifest = path.join(archive.stateDir, MANIFEST);
+    const good = fs.readFileSync(manifest, "utf8");
+    fs.writeFileSync(manifest, good.replace(/^[0-9a-f]{8}/, "00000000"));
+    fs.rmSync(path.join(archive.stateDir, LIVE_MANIFEST));
+    await run(archive);
+    assert.equal(fs.readFileSync(manifest, "utf8"), good);
+    assert.equal(fs.readFileSync(path.join(archive.stateDir, LIVE_MANIFEST), "utf8"), "");
+    assert.equal(sha256sumCheck(dir).status, 0);
+  });
+
   it("manifest lines are what GNU sha256sum writes, escapes included", () => {
     const dir = tempDir("tick-manifest-");
     dirs.push(dir);

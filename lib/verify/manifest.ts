@@ -1,3 +1,4 @@
+import * as fs from "node:fs/promises";
 import * as path from "node:path";
 import type { FileRecord } from "../archive/catalog";
 import { writeFileAtomic } from "../archive/fsutil";
@@ -20,9 +21,15 @@ export async function writeManifests(stateDir: string, records: Iterable<FileRec
   const sorted = [...records].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
   const final = sorted.filter((r) => r.state === "final");
   const live = sorted.filter((r) => r.state !== "final");
-  await writeFileAtomic(path.join(stateDir, MANIFEST), final.map((r) => manifestLine(r.sha256, r.path)).join(""));
-  await writeFileAtomic(path.join(stateDir, LIVE_MANIFEST), live.map((r) => manifestLine(r.sha256, r.path)).join(""));
+  await writeIfChanged(path.join(stateDir, MANIFEST), final.map((r) => manifestLine(r.sha256, r.path)).join(""));
+  await writeIfChanged(path.join(stateDir, LIVE_MANIFEST), live.map((r) => manifestLine(r.sha256, r.path)).join(""));
   return { final: final.length, live: live.length };
+}
+
+/** Most runs change no hash: reading the old list back is much cheaper than an fsynced rewrite. */
+async function writeIfChanged(file: string, text: string): Promise<void> {
+  const old = await fs.readFile(file, "utf8").catch(() => undefined);
+  if (old !== text) await writeFileAtomic(file, text);
 }
 
 /**
