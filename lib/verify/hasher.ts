@@ -54,7 +54,6 @@ export async function hashFiles(
   if (current.length > 0) batches.push(current);
 
   const worker = new Worker(path.join(__dirname, "hash-worker.js"));
-  worker.unref();
   try {
     await new Promise<void>((resolve, reject) => {
       let sent = 0;
