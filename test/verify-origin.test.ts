@@ -74,6 +74,31 @@ describe("verify: origin check and re-fetch against a real sshd", function () {
     assert.equal(fs.readFileSync(path.join(env.archive.stateDir, "SHA256SUMS"), "utf8"), "");
   });
 
+  it("the pull keeps SHA256SUMS true while today's file grows, and moves it there once it settles", async () => {
+    const today = write(remote, "EURUSD/today.csv", tickLines("EURUSD", 500));
+    write(remote, "EURUSD/yesterday.csv", tickLines("EURUSD", 800));
+    const env = await pullEnv(sshdServer(sshd), remote, { settleSeconds: 3600 });
+    fs.utimesSync(path.join(remote, "EURUSD/yesterday.csv"), new Date(Date.now() - 86_400_000), new Date(Date.now() - 86_400_000));
+    await env.run();
+    const manifest = () => fs.readFileSync(path.join(env.archive.stateDir, "SHA256SUMS"), "utf8");
+    const live = () => fs.readFileSync(path.join(env.archive.stateDir, "SHA256SUMS.live"), "utf8");
+    assert.match(manifest(), /  EURUSD\/yesterday\.csv\n$/);
+    assert.match(live(), /  EURUSD\/today\.csv\n$/);
+    for (let round = 0; round < 2; round++) {
+      fs.appendFileSync(today, tickLines("EURUSD", 50, Date.UTC(2026, 10, 26, 14 + round)));
+      const grown = await env.run();
+      assert.equal(grown.counts.grown, 1);
+      const check = sha256sumCheck(env.dir);
+      assert.equal(check.status, 0, `round ${round}: ${check.out}`);
+      assert.equal(live().split("\n")[0].slice(0, 64), sha256(path.join(env.dir, "EURUSD/today.csv")), "the live list follows the latest pull");
+    }
+    const after = await env.run({ settleSeconds: 0 }); // the recorder has stopped writing it
+    assert.equal(after.counts.settled, 1, JSON.stringify(after.counts));
+    assert.match(manifest(), /EURUSD\/today\.csv/);
+    assert.equal(live(), "");
+    assert.equal(sha256sumCheck(env.dir).status, 0);
+  });
+
   it("hostile names (quote, ;, $(), backticks, newline, leading dash) are hashed and run no command: the canary stays absent", async () => {
     const hostile = [
       "it's.csv",
