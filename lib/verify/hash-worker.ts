@@ -7,6 +7,8 @@ import { parentPort } from "node:worker_threads";
 import * as fs from "node:fs";
 import { createHash } from "node:crypto";
 import { localPath } from "../archive/paths";
+import { messageOf, type BackupError } from "../errors";
+import { selectFiles, type Selection } from "./select";
 import type { HashJob, HashResult, WorkerReply } from "./hasher";
 
 const CHUNK = 1024 * 1024;
@@ -65,7 +67,14 @@ async function hashOne(root: string, job: HashJob, progress: (n: number) => void
 
 // Batches are handled one after another (the main thread queues the next while this one runs).
 let queue = Promise.resolve();
-parentPort!.on("message", (batch: { seq: number; root: string; jobs: HashJob[] }) => {
+parentPort!.on("message", (batch: { seq: number; root: string; jobs: HashJob[] } | { select: Selection }) => {
+  if ("select" in batch) {
+    selectFiles(batch.select).then(
+      (selected) => parentPort!.postMessage({ selected }),
+      (err) => parentPort!.postMessage({ error: { code: (err as BackupError).code ?? "ERROR", message: messageOf(err) } }),
+    );
+    return;
+  }
   queue = queue.then(async () => {
     const results: HashResult[] = [];
     for (const job of batch.jobs) results.push(await hashOne(batch.root, job, (n) => parentPort!.postMessage({ seq: batch.seq, progress: n } satisfies WorkerReply)));

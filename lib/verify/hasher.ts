@@ -1,6 +1,7 @@
 import * as path from "node:path";
 import { Worker } from "node:worker_threads";
-import { Aborted } from "../errors";
+import { Aborted, BackupError } from "../errors";
+import type { Selected, Selection } from "./select";
 
 export interface HashJob {
   id: number;
@@ -90,6 +91,28 @@ export async function hashFiles(
       if (options.signal?.aborted) return onAbort();
       send();
       send();
+    });
+  } finally {
+    await worker.terminate();
+  }
+}
+
+/** Picks a run's files (catalog load, partition, tree walk for extra files) in a worker thread. */
+export async function selectInWorker(selection: Selection, signal?: AbortSignal): Promise<Selected> {
+  const worker = new Worker(path.join(__dirname, "hash-worker.js"));
+  try {
+    return await new Promise<Selected>((resolve, reject) => {
+      const onAbort = () => reject(new Aborted());
+      if (signal?.aborted) return onAbort();
+      signal?.addEventListener("abort", onAbort, { once: true });
+      worker.on("error", reject);
+      worker.on("exit", (code) => reject(new Error(`worker exited (code ${code})`)));
+      worker.on("message", (reply: { selected: Selected } | { error: { code: string; message: string } }) => {
+        signal?.removeEventListener("abort", onAbort);
+        if ("error" in reply) reject(new BackupError(reply.error.code, reply.error.message));
+        else resolve(reply.selected);
+      });
+      worker.postMessage({ select: selection });
     });
   } finally {
     await worker.terminate();

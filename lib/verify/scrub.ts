@@ -3,14 +3,14 @@ import * as path from "node:path";
 import * as lockfile from "proper-lockfile";
 import type { Archive } from "../archive/archive";
 import type { Catalog, FileRecord } from "../archive/catalog";
-import { STATE_DIR } from "../archive/paths";
-import { Aborted, BackupError, ConfigError, messageOf } from "../errors";
+import { Aborted, ConfigError, messageOf } from "../errors";
 import { connect, type ServerConfig, type SftpSession } from "../sftp/connect";
-import { hashFiles, type HashResult } from "./hasher";
+import { hashFiles, selectInWorker, type HashResult } from "./hasher";
 import { writeManifests } from "./manifest";
 import { fetchCopy, placeCopy, quarantine } from "./repair";
+import type { Checked } from "./select";
 import { blankVerifyReport, finish, type VerifyProgress, type VerifyReport } from "./report";
-import { loadScrubState, partitionOf, recordProof, saveScrubState } from "./schedule";
+import { loadScrubState, recordProof, saveScrubState } from "./schedule";
 
 export interface ScrubOptions {
   archive: Archive;
@@ -45,11 +45,10 @@ export async function scrub(options: ScrubOptions): Promise<VerifyReport> {
   const state = await loadScrubState(archive.stateDir, t);
   const n = state.next;
   if (mode === "scrub") report.partition = { n: n + 1, t };
-  const inPart = (rel: string) => mode === "full" || partitionOf(rel, t) === n;
   const tell = (p: Omit<VerifyProgress, "elapsedMs">) => options.onProgress?.({ ...p, elapsedMs: Date.now() - started });
 
   tell({ phase: "listing", files: 0, filesTotal: 0, bytes: 0, bytesTotal: 0 });
-  const { records, totalFiles, extra } = await selectFiles(archive, inPart, options.signal);
+  const { records, totalFiles, extra } = await selectInWorker({ root: archive.root, stateDir: archive.stateDir, t, n, full: mode === "full" }, options.signal);
   report.coverage.totalFiles = totalFiles;
   report.extra = extra;
   report.counts.extra = report.extra.length;
@@ -58,8 +57,8 @@ export async function scrub(options: ScrubOptions): Promise<VerifyReport> {
   const bytesTotal = records.reduce((s, r) => s + r.size, 0);
   let filesDone = 0;
   let lastTell = 0;
-  const suspects: Array<{ record: FileRecord; verdict: Verdict }> = [];
-  const verified: FileRecord[] = [];
+  const suspects: Array<{ record: Checked; verdict: Verdict }> = [];
+  const verified: Checked[] = [];
   const verifiedAt = now().toISOString();
   await hashFiles(
     archive.root,
@@ -71,7 +70,7 @@ export async function scrub(options: ScrubOptions): Promise<VerifyReport> {
         if (Date.now() - lastTell > 250) (lastTell = Date.now()), tell({ phase: "hashing", files: filesDone, filesTotal: records.length, bytes: report.bytes, bytesTotal });
       },
       onResults: async (results) => {
-        const good: FileRecord[] = [];
+        const good: Checked[] = [];
         for (const res of results) {
           const record = records[res.id];
           const verdict = judge(record, res);
@@ -125,15 +124,7 @@ export async function scrub(options: ScrubOptions): Promise<VerifyReport> {
   return finish(report, started);
 }
 
-/** The catalog's records in this run's partition, and the files on disk it does not know (the catalog itself is let go). */
-async function selectFiles(archive: Archive, inPart: (rel: string) => boolean, signal?: AbortSignal): Promise<{ records: FileRecord[]; totalFiles: number; extra: string[] }> {
-  const catalog = await archive.readCatalog();
-  const records = catalog.all().filter((r) => inPart(r.path)).sort((a, b) => (a.path < b.path ? -1 : 1));
-  const extra = (await filesOnDisk(archive.root, signal)).filter((rel) => !catalog.get(rel) && inPart(rel));
-  return { records, totalFiles: catalog.size, extra };
-}
-
-function judge(record: FileRecord, res: HashResult): Verdict {
+function judge(record: Checked, res: HashResult): Verdict {
   if (res.error === "ENOENT") return { kind: "missing" };
   if (res.error) return { kind: "mismatch", why: `cannot be read (${res.error})` };
   if (res.size < record.size) return { kind: "mismatch", why: `is ${res.size} bytes, the catalog says ${record.size} (truncated)` };
@@ -150,10 +141,10 @@ function growing(report: VerifyReport): void {
 /** Records verified kept for one catalog update (each update loads the catalog): a crash loses at most these marks, never data. */
 const MARK_EVERY = 50_000;
 
-type Mark = { record: FileRecord; result: "ok" | "mismatch" | "missing"; at: string };
+type Mark = { record: Checked; result: "ok" | "mismatch" | "missing"; at: string };
 
 /** Marks records verified, each only if it is still the content that was checked. */
-function markVerified(archive: Archive, records: FileRecord[], at: string, result: Mark["result"]): Promise<void> {
+function markVerified(archive: Archive, records: Checked[], at: string, result: Mark["result"]): Promise<void> {
   return records.length === 0 ? Promise.resolve() : archive.update((cat) => markIn(cat, records.map((record) => ({ record, result, at }))));
 }
 
@@ -177,11 +168,11 @@ async function markIn(cat: Catalog, marks: Mark[]): Promise<void> {
  * after letting a running pull finish its file, each is judged against its record as it is now (one
  * fresh catalog read for all of them); a verdict against an unchanged record stands.
  */
-async function confirm(archive: Archive, suspects: Array<{ record: FileRecord; verdict: Verdict }>, settleMs: number): Promise<Array<{ record?: FileRecord; verdict: Verdict }>> {
+async function confirm(archive: Archive, suspects: Array<{ record: Checked; verdict: Verdict }>, settleMs: number): Promise<Array<{ record?: Checked; verdict: Verdict }>> {
   if (suspects.length === 0) return [];
   if (settleMs > 0 && (await pullRunning(archive))) await new Promise((r) => setTimeout(r, settleMs));
   const fresh = await archive.readCatalog();
-  const out: Array<{ record?: FileRecord; verdict: Verdict }> = [];
+  const out: Array<{ record?: Checked; verdict: Verdict }> = [];
   for (const s of suspects) {
     const current = fresh.get(s.record.path);
     if (!current) out.push({ verdict: s.verdict });
@@ -203,7 +194,7 @@ async function pullRunning(archive: Archive): Promise<boolean> {
 /** Quarantines a bad copy, then tries the server; says plainly what is lost when it cannot help. */
 async function handleDamage(
   archive: Archive,
-  record: FileRecord,
+  record: Checked,
   verdict: Verdict & { kind: "missing" | "mismatch" },
   report: VerifyReport,
   getSession: (() => Promise<SftpSession>) | undefined,
@@ -240,30 +231,9 @@ async function handleDamage(
       why = `the server could not provide it (${messageOf(err)})`;
     }
   }
-  const copies = Object.keys((record as FileRecord & { copies?: Record<string, unknown> }).copies ?? {});
+  const copies = Object.keys(record.copies ?? {});
   const from = copies.length > 0 ? `restore it from offsite copy ${copies.join(", ")}` : "no other copy is recorded";
   report.problems.push({ code: "ARCHIVE_DAMAGED", path: rel, message: `${what}; ${why}; ${from}` });
   return marks;
 }
 
-/** Every regular file under the archive root, outside the state area, as archive-relative paths. */
-async function filesOnDisk(root: string, signal?: AbortSignal): Promise<string[]> {
-  const out: string[] = [];
-  const walk = async (rel: string): Promise<void> => {
-    if (signal?.aborted) throw new Aborted();
-    let entries;
-    try {
-      entries = await fs.readdir(rel ? path.join(root, rel) : root, { withFileTypes: true });
-    } catch (err) {
-      throw new BackupError("ARCHIVE_UNREADABLE", `cannot list ${rel || root}: ${messageOf(err)}`, { cause: err });
-    }
-    for (const e of entries) {
-      const r = rel ? `${rel}/${e.name}` : e.name;
-      if (!rel && e.name === STATE_DIR) continue;
-      if (e.isDirectory()) await walk(r);
-      else out.push(r);
-    }
-  };
-  await walk("");
-  return out;
-}
