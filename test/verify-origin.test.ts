@@ -99,6 +99,21 @@ describe("verify: origin check and re-fetch against a real sshd", function () {
     assert.equal(sha256sumCheck(env.dir).status, 0);
   });
 
+  it("a file the server rewrote loses the verify result of its old content", async () => {
+    const file = write(remote, "GBPUSD/2026-11-24.csv", tickLines("GBPUSD", 300));
+    const env = await pullEnv(sshdServer(sshd), remote, { settleSeconds: 0 });
+    await env.run();
+    await scrub({ archive: env.archive, mode: "full", settleMs: 0 });
+    assert.equal((await env.archive.readCatalog()).get("GBPUSD/2026-11-24.csv")?.verifyResult, "ok");
+    fs.writeFileSync(file, tickLines("GBPUSD", 100, Date.UTC(2026, 10, 24, 9)));
+    const rewritten = await env.run();
+    assert.equal(rewritten.counts.rewritten, 1);
+    const record = (await env.archive.readCatalog()).get("GBPUSD/2026-11-24.csv")!;
+    assert.equal(record.verifyResult, undefined);
+    assert.equal(record.verifiedAt, undefined);
+    assert.equal(sha256sumCheck(env.dir).status, 0, "the manifest has the new content");
+  });
+
   it("hostile names (quote, ;, $(), backticks, newline, leading dash) are hashed and run no command: the canary stays absent", async () => {
     const hostile = [
       "it's.csv",
