@@ -5,3 +5,4 @@ export { connect, fetchHostFingerprint, describeServer, type ServerConfig, type 
 export { fingerprintOf, normalizeFingerprint, isFingerprint } from "./sftp/fingerprint";
 export { pull, type PullOptions, type PullReport, type PullProgress, type Problem } from "./sftp/pull";
 export { parseGlobs, planPull } from "./sftp/plan";
+export * as offsite from "./offsite";
