@@ -92,6 +92,9 @@ export class S3Target implements Target {
   }
 
   async put(key: string, source: PutSource, options: PutOptions): Promise<PutResult> {
+    if (options.mode === "final" && (await this.head(key, options.signal))) {
+      throw new TargetFailed(this.where(key), "an object is already stored there; not replaced");
+    }
     const hashing = new HashingStream({ md5: true, partSize: this.partSize, onBytes: options.onBytes });
     const params: PutObjectCommandInput = {
       Bucket: this.config.bucket,
