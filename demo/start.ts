@@ -13,7 +13,7 @@ import { startTicker, writeHistory } from "./ticks";
 const PACKAGE = "node-red-contrib-tick-backup";
 const ROOT = projectRoot(__dirname);
 const DEMO = path.join(ROOT, ".demo");
-const DIRS = { server: path.join(DEMO, "server"), archive: path.join(DEMO, "archive"), userdir: path.join(DEMO, "userdir") };
+const DIRS = { server: path.join(DEMO, "server"), archive: path.join(DEMO, "archive"), offsite: path.join(DEMO, "offsite-disk"), userdir: path.join(DEMO, "userdir") };
 const SYMBOLS = ["EURUSD", "GBPUSD", "USDJPY", "XAUUSD"];
 const USERNAME = "ticks";
 
@@ -75,6 +75,7 @@ async function main(): Promise<void> {
     `  SFTP server       127.0.0.1:${sftp.port}, user ${USERNAME}, host key ${sftp.hostFingerprint}`,
     `  tick data         ${rel(DIRS.server)}  (${SYMBOLS.join(", ")}: 5 days of history, today's files grow every 5 s)`,
     `  archive           ${DIRS.archive}  (pulled 3 s after start, then every minute)`,
+    `  offsite disk      ${DIRS.offsite}  (copied after each pull; delete it to see an unplugged disk)`,
     "  Stop with Ctrl+C. To start over, stop and delete .demo/.",
     "",
   ].join("\n"));
@@ -126,6 +127,7 @@ function writeFlows(userdir: string, demo: { port: number; hostFingerprint: stri
       switch (n.type) {
         case "inject": return { ...n, name: "every minute", repeat: "60", once: true, onceDelay: 3 };
         case "backup-archive": return { ...n, name: "demo", path: DIRS.archive };
+        case "offsite-target": return { ...n, name: "demo offsite disk", kind: "directory", path: DIRS.offsite };
         default: return n;
       }
     });
