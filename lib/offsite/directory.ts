@@ -8,7 +8,7 @@ import { checkName } from "../archive/paths";
 import { fsyncDir, writeFileAtomic } from "../archive/fsutil";
 import { hashFile } from "../archive/local-io";
 import { HashingStream, pump, sourceStreams } from "./streams";
-import { ObjectMismatch, TARGET_STATE, TargetFailed, type ObjectInfo, type Probe, type PutOptions, type PutResult, type PutSource, type Target } from "./target";
+import { ObjectExists, ObjectMismatch, TARGET_STATE, TargetFailed, type ObjectInfo, type Probe, type PutOptions, type PutResult, type PutSource, type Target } from "./target";
 
 export interface DirectoryTargetConfig {
   /** a folder on a second disk, USB stick or NAS share; never created by us */
@@ -85,7 +85,7 @@ export class DirectoryTarget implements Target {
       if (options.mode === "final") {
         // link() never replaces: an object already there stays as it is.
         await fsp.link(staging, dest).catch((err: NodeJS.ErrnoException) => {
-          if (err.code === "EEXIST") throw new TargetFailed(`${this.description}/${key}`, "an object is already stored there; not replaced", { retryable: false });
+          if (err.code === "EEXIST") throw new ObjectExists(`${this.description}/${key}`);
           throw err;
         });
       } else {

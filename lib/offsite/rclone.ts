@@ -3,7 +3,7 @@ import { randomUUID } from "node:crypto";
 import type { Readable } from "node:stream";
 import { Aborted, BackupError, ConfigError } from "../errors";
 import { HashingStream, pump, sourceStreams } from "./streams";
-import { ObjectMismatch, TARGET_STATE, TargetFailed, type ObjectInfo, type Probe, type PutOptions, type PutResult, type PutSource, type Target } from "./target";
+import { ObjectExists, ObjectMismatch, TARGET_STATE, TargetFailed, type ObjectInfo, type Probe, type PutOptions, type PutResult, type PutSource, type Target } from "./target";
 
 export interface RcloneTargetConfig {
   /** an rclone remote spec: `gdrive:tick-backup`, `dropbox:`, `/mnt/nas/tick` … */
@@ -57,6 +57,7 @@ export class RcloneTarget implements Target {
   }
 
   async put(key: string, source: PutSource, options: PutOptions): Promise<PutResult> {
+    if (options.mode === "final" && (await this.head(key, options.signal))) throw new ObjectExists(this.path(key));
     const staging = `${TARGET_STATE}/partial/${randomUUID()}`;
     const hashing = new HashingStream({ onBytes: options.onBytes });
     const child = this.spawn(["rcat", this.path(staging)], options.signal);
@@ -73,7 +74,7 @@ export class RcloneTarget implements Target {
       const stored = await this.hash(staging, options.signal);
       if (stored !== sent.sha256) throw new ObjectMismatch(this.path(key), `read back ${stored}, sent ${sent.sha256}`);
       if (options.mode === "final" && (await this.head(key, options.signal))) {
-        throw new TargetFailed(this.path(key), "an object is already stored there; not replaced");
+        throw new ObjectExists(this.path(key));
       }
       const mv = await this.run(["moveto", this.path(staging), this.path(key)], { signal: options.signal, allowFail: true });
       if (mv.code !== 0) throw this.failure(`moveto ${key}`, mv);

@@ -4,7 +4,7 @@ import { GetObjectCommand, HeadBucketCommand, HeadObjectCommand, S3Client, type 
 import { Upload } from "@aws-sdk/lib-storage";
 import { BackupError, ConfigError, messageOf } from "../errors";
 import { HashingStream, hashStream, pump, sourceStreams } from "./streams";
-import { joinKey, ObjectMismatch, TargetFailed, type ObjectInfo, type Probe, type PutOptions, type PutResult, type PutSource, type Target } from "./target";
+import { joinKey, ObjectExists, ObjectMismatch, TargetFailed, type ObjectInfo, type Probe, type PutOptions, type PutResult, type PutSource, type Target } from "./target";
 
 export interface S3TargetConfig {
   /** empty for AWS itself; https://… for B2, Wasabi, R2, Hetzner, MinIO … */
@@ -93,7 +93,7 @@ export class S3Target implements Target {
 
   async put(key: string, source: PutSource, options: PutOptions): Promise<PutResult> {
     if (options.mode === "final" && (await this.head(key, options.signal))) {
-      throw new TargetFailed(this.where(key), "an object is already stored there; not replaced");
+      throw new ObjectExists(this.where(key));
     }
     const hashing = new HashingStream({ md5: true, partSize: this.partSize, onBytes: options.onBytes });
     const params: PutObjectCommandInput = {
@@ -113,8 +113,9 @@ export class S3Target implements Target {
     options.signal?.addEventListener("abort", onAbort);
     const upload = new Upload({ client: this.client, params, partSize: this.partSize, queueSize: 2, leavePartsOnError: false, abortController: abort });
     const feeding = pump([...sourceStreams(source, options), hashing], abort.signal);
+    let answer: { ETag?: string; ChecksumSHA256?: string; ServerSideEncryption?: string };
     try {
-      await Promise.all([upload.done(), feeding]);
+      [answer] = await Promise.all([upload.done(), feeding]);
     } catch (err) {
       abort.abort();
       await feeding.catch(() => undefined);
@@ -125,13 +126,36 @@ export class S3Target implements Target {
     }
     const sent = hashing.result();
     if (source.size !== undefined && sent.bytes !== source.size) throw new ObjectMismatch(this.where(key), `read ${sent.bytes} bytes, expected ${source.size}`);
-    await this.verify(key, sent, options.signal);
+    await this.verify(key, sent, answer, options.signal);
     return { key, size: sent.bytes, objectSha256: sent.sha256 };
   }
 
-  /** Proves the stored object equals the bytes sent, by the cheapest means the provider offers. */
-  private async verify(key: string, sent: ReturnType<HashingStream["result"]>, signal?: AbortSignal): Promise<void> {
+  /**
+   * Proves the stored object equals the bytes sent, by the cheapest means the provider offers: the
+   * SHA-256 checksum or the MD5 ETag the server computed over what it stored (in the upload's answer,
+   * else from a HEAD), else by reading the object back.
+   */
+  private async verify(key: string, sent: ReturnType<HashingStream["result"]>, answer: { ETag?: string; ChecksumSHA256?: string; ServerSideEncryption?: string }, signal?: AbortSignal): Promise<void> {
     const where = this.where(key);
+    const parts = Math.max(1, sent.partMd5.length);
+    const multipart = sent.bytes > this.partSize;
+    const judge = (stated: { ETag?: string; ChecksumSHA256?: string; ServerSideEncryption?: string }): "ok" | "unknown" => {
+      if (stated.ChecksumSHA256) {
+        const full = Buffer.from(sent.sha256, "hex").toString("base64");
+        const composite = `${createHash("sha256").update(Buffer.concat(sent.partSha256)).digest("base64")}-${parts}`;
+        if (stated.ChecksumSHA256 === full || (multipart && stated.ChecksumSHA256 === composite)) return "ok";
+        throw new ObjectMismatch(where, `S3 SHA-256 checksum ${stated.ChecksumSHA256} does not match`);
+      }
+      const etag = (stated.ETag ?? "").replace(/"/g, "");
+      const multipartEtag = `${createHash("md5").update(Buffer.concat(sent.partMd5)).digest("hex")}-${parts}`;
+      if (etag === sent.md5 || (multipart && etag === multipartEtag)) return "ok";
+      // An MD5-shaped ETag that matches neither form: the server holds other bytes.
+      if (/^[0-9a-f]{32}(-\d+)?$/.test(etag) && !String(stated.ServerSideEncryption ?? "").includes("kms")) {
+        throw new ObjectMismatch(where, `ETag ${etag} does not match the MD5 of the bytes sent`);
+      }
+      return "unknown";
+    };
+    if (judge(answer) === "ok") return;
     let h;
     try {
       h = await this.client.send(new HeadObjectCommand({ Bucket: this.config.bucket, Key: this.key(key), ChecksumMode: "ENABLED" }), { abortSignal: signal });
@@ -139,21 +163,8 @@ export class S3Target implements Target {
       throw this.mapError(key, err);
     }
     if (h.ContentLength !== sent.bytes) throw new ObjectMismatch(where, `stored ${h.ContentLength} bytes, sent ${sent.bytes}`);
-    const parts = Math.max(1, sent.partMd5.length);
-    const multipart = sent.bytes > this.partSize;
-    if (h.ChecksumSHA256) {
-      const full = Buffer.from(sent.sha256, "hex").toString("base64");
-      const composite = `${createHash("sha256").update(Buffer.concat(sent.partSha256)).digest("base64")}-${parts}`;
-      if (h.ChecksumSHA256 === full || (multipart && h.ChecksumSHA256 === composite)) return;
-      throw new ObjectMismatch(where, `S3 SHA-256 checksum ${h.ChecksumSHA256} does not match`);
-    }
-    const etag = (h.ETag ?? "").replace(/"/g, "");
-    const multipartEtag = `${createHash("md5").update(Buffer.concat(sent.partMd5)).digest("hex")}-${parts}`;
-    if (etag === sent.md5 || (multipart && etag === multipartEtag)) return;
-    if (/^[0-9a-f]{32}(-\d+)?$/.test(etag) && !h.ServerSideEncryption?.includes("kms")) {
-      throw new ObjectMismatch(where, `ETag ${etag} does not match the MD5 of the bytes sent`);
-    }
-    // The ETag proves nothing here (encrypted at rest with KMS, or another scheme): read it back.
+    if (judge(h) === "ok") return;
+    // Neither proves anything here (encrypted at rest with KMS, or another ETag scheme): read it back.
     const stored = await this.hash(key, signal);
     if (stored !== sent.sha256) throw new ObjectMismatch(where, `read back ${stored}, sent ${sent.sha256}`);
   }

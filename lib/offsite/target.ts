@@ -75,6 +75,13 @@ export class ObjectMismatch extends BackupError {
   }
 }
 
+/** A final object is already stored under that name: nothing was written. */
+export class ObjectExists extends BackupError {
+  constructor(where: string) {
+    super("OFFSITE_EXISTS", `${where}: an object is already stored there; not replaced`);
+  }
+}
+
 export class TargetFailed extends BackupError {
   constructor(where: string, detail: string, options: { retryable?: boolean; cause?: unknown } = {}) {
     super("OFFSITE_FAILED", `${where}: ${detail}`, options);

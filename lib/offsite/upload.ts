@@ -11,7 +11,7 @@ import { Aborted, BackupError, isRetryable, messageOf } from "../errors";
 import { Throttle } from "../sftp/throttle";
 import { checkRecipient, encryptStream } from "./encrypt";
 import { HashingStream, paced } from "./streams";
-import { TARGET_STATE, type OffsiteCopy, type PutSource, type Target, type TargetKind } from "./target";
+import { ObjectExists, TARGET_STATE, type OffsiteCopy, type PutSource, type Target, type TargetKind } from "./target";
 
 export interface OffsiteOptions {
   archive: Archive;
@@ -133,7 +133,8 @@ export async function uploadOffsite(options: OffsiteOptions): Promise<OffsiteRep
       progress("uploading", done, jobs.length);
     }
   };
-  const ctx: FileContext = { archive, target, id, recipient, signal: options.signal, onBytes, pace: throttle ? () => paced(throttle) : undefined };
+  const recorder = new CopyRecorder(archive, id);
+  const ctx: FileContext = { archive, recorder, target, id, recipient, signal: options.signal, onBytes, pace: throttle ? () => paced(throttle) : undefined };
 
   let next = 0;
   const worker = async () => {
@@ -153,7 +154,11 @@ export async function uploadOffsite(options: OffsiteOptions): Promise<OffsiteRep
       progress("uploading", done, jobs.length);
     }
   };
-  await Promise.all(Array.from({ length: Math.max(1, options.concurrency ?? 4) }, worker));
+  try {
+    await Promise.all(Array.from({ length: Math.max(1, options.concurrency ?? 4) }, worker));
+  } finally {
+    await recorder.flush(); // what was proven before a stop is recorded all the same
+  }
   if (options.signal?.aborted) throw new Aborted();
 
   progress("manifests", done, jobs.length);
@@ -172,6 +177,7 @@ export async function uploadOffsite(options: OffsiteOptions): Promise<OffsiteRep
 
 interface FileContext {
   archive: Archive;
+  recorder: CopyRecorder;
   target: Target;
   id: string;
   recipient?: string;
@@ -186,62 +192,63 @@ function needsCopy(r: FileRecord, id: string | undefined): boolean {
 }
 
 /**
- * Chooses where a final file goes without ever replacing what the target holds: its own path, or,
+ * Puts a final file under a free name, never replacing what the target holds: its own path, or,
  * when something else is stored there (an earlier content of a rewritten file), a name that carries
- * the content's hash. Returns the key, and whether an object there is already this very content.
+ * the content's hash. An object there that is this very content (left unrecorded by a run that
+ * stopped) is adopted once proven, or redone in place when its metadata says it is ours.
  */
-async function chooseKey(ctx: FileContext, record: FileRecord): Promise<{ key: string; replace: boolean; adopt: boolean }> {
+async function uploadFinal(ctx: FileContext, record: FileRecord): Promise<"uploaded" | "skipped"> {
+  const file = localPath(ctx.archive.root, record.path);
+  const size = (await fsp.stat(file)).size;
+  if (size !== record.size) return "skipped"; // changed since the catalog was read; the next run sees the new record
   const suffix = ctx.recipient ? ".age" : "";
   for (const key of [`${record.path}${suffix}`, `${record.path}.${record.sha256.slice(0, 12)}${suffix}`]) {
-    const info = await ctx.target.head(key, ctx.signal);
-    if (!info) return { key, replace: false, adopt: false };
-    // An unrecorded upload of this same content by an interrupted run (S3 metadata says so): redo it in place.
-    if (info.claimedSha256 === record.sha256) return { key, replace: true, adopt: false };
-    // Placed after verification by an earlier run that stopped before recording it: prove it, then keep it.
-    if (!ctx.recipient && info.claimedSha256 === undefined && info.size === record.size && (await ctx.target.hash(key, ctx.signal)) === record.sha256) {
-      return { key, replace: false, adopt: true };
+    let put = await putFile(ctx, record, file, key, "final");
+    if (put === "exists") {
+      const info = await ctx.target.head(key, ctx.signal);
+      if (info?.claimedSha256 === record.sha256) {
+        put = await putFile(ctx, record, file, key, "replaceable");
+      } else if (!ctx.recipient && info && info.claimedSha256 === undefined && info.size === size && (await ctx.target.hash(key, ctx.signal)) === record.sha256) {
+        await ctx.recorder.add(record.path, { at: new Date().toISOString(), sha256: record.sha256, key, size });
+        return "uploaded";
+      }
+    }
+    if (put !== "exists") {
+      await ctx.recorder.add(record.path, put);
+      return "uploaded";
     }
   }
   throw new BackupError("OFFSITE_CONFLICT", `${record.path}: the target already holds other content under its name and its hash-named alternative; nothing replaced`);
 }
 
-async function uploadFinal(ctx: FileContext, record: FileRecord): Promise<"uploaded" | "skipped"> {
-  const file = localPath(ctx.archive.root, record.path);
-  const size = (await fsp.stat(file)).size;
-  if (size !== record.size) return "skipped"; // changed since the catalog was read; the next run sees the new record
-  const { key, replace, adopt } = await chooseKey(ctx, record);
-  let copy: OffsiteCopy;
-  const at = new Date().toISOString();
-  if (adopt) {
-    copy = { at, sha256: record.sha256, key, size };
-  } else {
-    const plain = new HashingStream();
-    const source: PutSource = {
-      open: () => {
-        const stream = fs.createReadStream(file, { end: size - 1, highWaterMark: 1024 * 1024 }).pipe(plain);
-        return ctx.recipient ? encryptStream(stream, ctx.recipient) : stream;
-      },
-      size: ctx.recipient ? undefined : size,
-      sha256: record.sha256,
-      encrypted: ctx.recipient !== undefined,
-    };
-    if (size === 0) source.open = () => emptyOrEncrypted(ctx.recipient);
-    const put = await ctx.target.put(key, source, { mode: replace ? "replaceable" : "final", signal: ctx.signal, onBytes: ctx.onBytes, pace: ctx.pace });
-    const plainSha = size === 0 ? record.sha256 : plain.result().sha256;
-    if (plainSha !== record.sha256) {
-      throw new BackupError("ARCHIVE_MISMATCH", `${record.path}: the archived file no longer matches its catalog hash (run hash-verify); not recorded as a copy`);
-    }
-    copy = { at, sha256: record.sha256, key, size, ...(ctx.recipient ? { objectSha256: put.objectSha256, encryption: "age" as const } : {}) };
+/** One put of an archived file, checking on the way that the bytes read are those the catalog vouches for. */
+async function putFile(ctx: FileContext, record: FileRecord, file: string, key: string, mode: "final" | "replaceable"): Promise<OffsiteCopy | "exists"> {
+  let plain: HashingStream | undefined;
+  const source: PutSource = {
+    open: () => {
+      if (record.size === 0) return emptyOrEncrypted(ctx.recipient);
+      plain = new HashingStream();
+      const input = fs.createReadStream(file, { end: record.size - 1, highWaterMark: 1024 * 1024 });
+      input.on("error", (err) => plain!.destroy(err));
+      const stream = input.pipe(plain);
+      return ctx.recipient ? encryptStream(stream, ctx.recipient) : stream;
+    },
+    size: ctx.recipient ? undefined : record.size,
+    sha256: record.sha256,
+    encrypted: ctx.recipient !== undefined,
+  };
+  let put;
+  try {
+    put = await ctx.target.put(key, source, { mode, signal: ctx.signal, onBytes: ctx.onBytes, pace: ctx.pace });
+  } catch (err) {
+    if (err instanceof ObjectExists) return "exists";
+    throw err;
   }
-  await ctx.archive.update((cat) =>
-    cat.patch(record.path, (current) => {
-      if (current.sha256 !== record.sha256) return current; // rewritten meanwhile: this copy is of an older content
-      const previous = current.copies?.[ctx.id];
-      const earlier = previous ? [...(previous.earlier ?? []), { ...previous, earlier: undefined }] : undefined;
-      return { ...current, copies: { ...current.copies, [ctx.id]: { ...copy, ...(earlier ? { earlier } : {}) } } };
-    }),
-  );
-  return "uploaded";
+  if (plain && plain.result().sha256 !== record.sha256) {
+    throw new BackupError("ARCHIVE_MISMATCH", `${record.path}: the archived file no longer matches its catalog hash (run hash-verify); not recorded as a copy`);
+  }
+  const encrypted = ctx.recipient ? { objectSha256: put.objectSha256, encryption: "age" as const } : {};
+  return { at: new Date().toISOString(), sha256: record.sha256, key, size: record.size, ...encrypted };
 }
 
 /** A growing file goes to the live area as far as the catalog knows it, replacing its older state. */
@@ -287,6 +294,50 @@ async function uploadManifests(ctx: FileContext): Promise<void> {
     };
     const key = `${TARGET_STATE}/${item.name}${ctx.recipient ? ".age" : ""}`;
     await ctx.target.put(key, source, { mode: "replaceable", signal: ctx.signal, pace: ctx.pace });
+  }
+}
+
+/**
+ * Records verified copies in the catalog in batches: one short update (one lock, one journal
+ * fsync) for many small files, at most a second or 200 files after each copy was proven. A crash
+ * in between loses only the record; the next run finds the object and adopts or redoes it.
+ */
+class CopyRecorder {
+  private pending: Array<{ path: string; copy: OffsiteCopy }> = [];
+  private timer: NodeJS.Timeout | undefined;
+  private flushing: Promise<void> = Promise.resolve();
+
+  constructor(private readonly archive: Archive, private readonly id: string) {}
+
+  add(path: string, copy: OffsiteCopy): Promise<void> {
+    this.pending.push({ path, copy });
+    if (this.pending.length >= 200) return this.flush();
+    this.timer ??= setTimeout(() => void this.flush().catch(() => undefined), 1000);
+    return Promise.resolve();
+  }
+
+  flush(): Promise<void> {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    const batch = this.pending;
+    this.pending = [];
+    this.flushing = this.flushing.then(() => (batch.length ? this.write(batch) : undefined));
+    return this.flushing;
+  }
+
+  private write(batch: Array<{ path: string; copy: OffsiteCopy }>): Promise<void> {
+    return this.archive.update(async (cat) => {
+      await Promise.all(
+        batch.map(({ path, copy }) =>
+          cat.patch(path, (current) => {
+            if (current.sha256 !== copy.sha256) return current; // rewritten meanwhile: this copy is of an older content
+            const previous = current.copies?.[this.id];
+            const earlier = previous ? [...(previous.earlier ?? []), { ...previous, earlier: undefined }] : undefined;
+            return { ...current, copies: { ...current.copies, [this.id]: { ...copy, ...(earlier ? { earlier } : {}) } } };
+          }),
+        ),
+      );
+    });
   }
 }
 
