@@ -23,6 +23,8 @@ export interface RcloneTargetConfig {
 export class RcloneTarget implements Target {
   readonly kind = "rclone" as const;
   private readonly remote: string;
+  /** keys stored on the remote, when scanned this run */
+  private known: Set<string> | undefined;
 
   constructor(private readonly config: RcloneTargetConfig) {
     if (!config.remote) throw new ConfigError("rclone target needs a remote (e.g. gdrive:tick-backup)");
@@ -47,6 +49,13 @@ export class RcloneTarget implements Target {
     return { state: "offline", reason: `rclone ${this.remote}: ${lastLine(r.stderr)}` };
   }
 
+  async scan(signal?: AbortSignal): Promise<void> {
+    const r = await this.run(["lsf", "-R", "--files-only", this.remote], { signal, allowFail: true });
+    if (r.code === 3) this.known = new Set();
+    else if (r.code !== 0) throw this.failure("lsf", r);
+    else this.known = new Set(r.stdout.split("\n").filter(Boolean));
+  }
+
   async head(key: string, signal?: AbortSignal): Promise<ObjectInfo | undefined> {
     const r = await this.run(["lsjson", "--files-only", "--no-mimetype", "--no-modtime", this.path(key)], { signal, allowFail: true });
     if (r.code === 3 || r.code === 4) return undefined;
@@ -57,7 +66,7 @@ export class RcloneTarget implements Target {
   }
 
   async put(key: string, source: PutSource, options: PutOptions): Promise<PutResult> {
-    if (options.mode === "final" && (await this.head(key, options.signal))) throw new ObjectExists(this.path(key));
+    if (options.mode === "final" && (this.known ? this.known.has(key) : await this.head(key, options.signal))) throw new ObjectExists(this.path(key));
     const staging = `${TARGET_STATE}/partial/${randomUUID()}`;
     const hashing = new HashingStream({ onBytes: options.onBytes });
     const child = this.spawn(["rcat", this.path(staging)], options.signal);
@@ -81,6 +90,7 @@ export class RcloneTarget implements Target {
       moved = true;
       const placed = await this.head(key, options.signal);
       if (placed?.size !== sent.bytes) throw new ObjectMismatch(this.path(key), `after the move it holds ${placed?.size ?? "nothing"}, sent ${sent.bytes} bytes`);
+      this.known?.add(key);
       return { key, size: sent.bytes, objectSha256: sent.sha256 };
     } finally {
       if (!moved) await this.run(["deletefile", this.path(staging)], { allowFail: true }).catch(() => undefined);

@@ -4,18 +4,18 @@ import { pipeline } from "node:stream/promises";
 import { Throttle } from "../sftp/throttle";
 
 /**
- * Passes bytes through and hashes them on the way: SHA-256 always; MD5, and MD5/SHA-256 per part of
- * `partSize` bytes, when a target needs them to check an S3 ETag or a composite checksum.
+ * Passes bytes through and hashes them on the way: SHA-256 always; MD5, and the MD5 or SHA-256 of
+ * each part of `partSize` bytes, when a target needs them to check an S3 ETag or composite checksum.
  */
 export class HashingStream extends Transform {
   bytes = 0;
   private readonly sha = createHash("sha256");
   private readonly md5?: Hash;
-  private part?: { md5: Hash; sha: Hash; filled: number };
+  private part?: { hash: Hash; filled: number };
   readonly partMd5: Buffer[] = [];
   readonly partSha256: Buffer[] = [];
 
-  constructor(private readonly options: { md5?: boolean; partSize?: number; onBytes?: (n: number) => void } = {}) {
+  constructor(private readonly options: { md5?: boolean; partSize?: number; partHashes?: "md5" | "sha256"; onBytes?: (n: number) => void } = {}) {
     super();
     if (options.md5) this.md5 = createHash("md5");
   }
@@ -31,11 +31,9 @@ export class HashingStream extends Transform {
 
   private hashParts(chunk: Buffer, partSize: number): void {
     for (let at = 0; at < chunk.length; ) {
-      this.part ??= { md5: createHash("md5"), sha: createHash("sha256"), filled: 0 };
+      this.part ??= { hash: createHash(this.options.partHashes ?? "md5"), filled: 0 };
       const take = Math.min(partSize - this.part.filled, chunk.length - at);
-      const piece = chunk.subarray(at, at + take);
-      this.part.md5.update(piece);
-      this.part.sha.update(piece);
+      this.part.hash.update(chunk.subarray(at, at + take));
       this.part.filled += take;
       at += take;
       if (this.part.filled === partSize) this.closePart();
@@ -44,8 +42,7 @@ export class HashingStream extends Transform {
 
   private closePart(): void {
     if (!this.part) return;
-    this.partMd5.push(this.part.md5.digest());
-    this.partSha256.push(this.part.sha.digest());
+    (this.options.partHashes === "sha256" ? this.partSha256 : this.partMd5).push(this.part.hash.digest());
     this.part = undefined;
   }
 

@@ -58,6 +58,11 @@ export interface Target {
    * prefix, remote, or disk always gives the same id.
    */
   id(): string;
+  /**
+   * Optionally lists once what the target holds, so that the puts of this run need no existence
+   * check each (one listing instead of a request per object, as rclone does).
+   */
+  scan?(signal?: AbortSignal): Promise<void>;
   head(key: string, signal?: AbortSignal): Promise<ObjectInfo | undefined>;
   /** Stores the source under `key`, then proves the stored bytes match, or throws ObjectMismatch. */
   put(key: string, source: PutSource, options: PutOptions): Promise<PutResult>;

@@ -118,6 +118,7 @@ export async function uploadOffsite(options: OffsiteOptions): Promise<OffsiteRep
   Object.assign(report.target, { state: "online", id, lastConnectedAt: new Date().toISOString() });
   await saveState(stateFile, report.target);
 
+  await target.scan?.(options.signal);
   const catalog = await archive.readCatalog();
   const finals = catalog.all().filter((r) => needsCopy(r, id));
   const live = options.includeLive ? catalog.all().filter((r) => r.state === "live" && !r.goneSince) : [];
@@ -227,11 +228,11 @@ async function putFile(ctx: FileContext, record: FileRecord, file: string, key: 
   const source: PutSource = {
     open: () => {
       if (record.size === 0) return emptyOrEncrypted(ctx.recipient);
-      plain = new HashingStream();
       const input = fs.createReadStream(file, { end: record.size - 1, highWaterMark: 1024 * 1024 });
+      if (!ctx.recipient) return input; // the target hashes what it sends: that is the plaintext
+      plain = new HashingStream();
       input.on("error", (err) => plain!.destroy(err));
-      const stream = input.pipe(plain);
-      return ctx.recipient ? encryptStream(stream, ctx.recipient) : stream;
+      return encryptStream(input.pipe(plain), ctx.recipient);
     },
     size: ctx.recipient ? undefined : record.size,
     sha256: record.sha256,
@@ -244,7 +245,8 @@ async function putFile(ctx: FileContext, record: FileRecord, file: string, key: 
     if (err instanceof ObjectExists) return "exists";
     throw err;
   }
-  if (plain && plain.result().sha256 !== record.sha256) {
+  const readSha256 = plain ? plain.result().sha256 : record.size === 0 ? record.sha256 : put.objectSha256;
+  if (readSha256 !== record.sha256) {
     throw new BackupError("ARCHIVE_MISMATCH", `${record.path}: the archived file no longer matches its catalog hash (run hash-verify); not recorded as a copy`);
   }
   const encrypted = ctx.recipient ? { objectSha256: put.objectSha256, encryption: "age" as const } : {};
