@@ -38,8 +38,6 @@ export class S3Target implements Target {
   private readonly client: S3Client;
   private readonly prefix: string;
   private readonly partSize: number;
-  /** whether the provider's answers have carried SHA-256 checksums (then MD5s are not needed) */
-  private answersChecksums = false;
   /** keys stored below the prefix, when scanned this run */
   private known: Set<string> | undefined;
 
@@ -118,14 +116,9 @@ export class S3Target implements Target {
       throw new ObjectExists(this.where(key));
     }
     const singlePart = source.size !== undefined && source.size <= this.partSize;
-    // MD5 only while the provider has not shown that it answers with SHA-256 checksums; part
-    // hashes only for multipart uploads.
-    const hashing = new HashingStream({
-      md5: !this.answersChecksums,
-      partSize: singlePart ? undefined : this.partSize,
-      partHashes: this.answersChecksums ? "sha256" : "md5",
-      onBytes: options.onBytes,
-    });
+    // MD5 of the whole and of each part: the ETag the server computes over what it stored is the
+    // proof. A checksum in the answer may be only an echo of the one sent, on a server that checks none.
+    const hashing = new HashingStream({ md5: true, partSize: singlePart ? undefined : this.partSize, onBytes: options.onBytes });
     const params: PutObjectCommandInput = {
       Bucket: this.config.bucket,
       Key: this.key(key),
@@ -146,7 +139,7 @@ export class S3Target implements Target {
     options.signal?.addEventListener("abort", onAbort);
     const upload = new Upload({ client: this.client, params, partSize: this.partSize, queueSize: 2, leavePartsOnError: false, abortController: abort });
     const feeding = pump([...sourceStreams(source, options), hashing], abort.signal);
-    let answer: { ETag?: string; ChecksumSHA256?: string; ServerSideEncryption?: string };
+    let answer: Stated;
     try {
       [answer] = await Promise.all([upload.done(), feeding]);
     } catch (err) {
@@ -165,33 +158,28 @@ export class S3Target implements Target {
   }
 
   /**
-   * Proves the stored object equals the bytes sent, by the cheapest means the provider offers: the
-   * SHA-256 checksum or the MD5 ETag the server computed over what it stored (in the upload's answer,
-   * else from a HEAD), else by reading the object back.
+   * Proves the stored object equals the bytes sent. The proof is the ETag the server computed over
+   * what it stored (the MD5, or for multipart the MD5 of the part MD5s), from the upload's answer or
+   * else a HEAD. A SHA-256 checksum in an answer must match too, but alone it proves nothing on a
+   * server that echoes what it was sent; it is accepted alone only where the ETag is no MD5 (objects
+   * encrypted at rest with KMS on AWS, which checks checksums on receipt). Otherwise: read it back.
    */
-  private async verify(key: string, sent: ReturnType<HashingStream["result"]>, answer: { ETag?: string; ChecksumSHA256?: string; ServerSideEncryption?: string }, signal?: AbortSignal): Promise<void> {
+  private async verify(key: string, sent: ReturnType<HashingStream["result"]>, answer: Stated, signal?: AbortSignal): Promise<void> {
     const where = this.where(key);
-    const parts = Math.max(1, sent.partMd5.length, sent.partSha256.length);
+    const parts = Math.max(1, sent.partMd5.length);
     const multipart = sent.bytes > this.partSize;
-    const judge = (stated: { ETag?: string; ChecksumSHA256?: string; ServerSideEncryption?: string }): "ok" | "unknown" => {
-      if (stated.ChecksumSHA256) {
-        const full = Buffer.from(sent.sha256, "hex").toString("base64");
-        const composite = `${createHash("sha256").update(Buffer.concat(sent.partSha256)).digest("base64")}-${parts}`;
-        if (stated.ChecksumSHA256 === full || (multipart && sent.partSha256.length > 0 && stated.ChecksumSHA256 === composite)) return "ok";
-        // Without the part hashes a composite checksum cannot be judged: the ETag or a read-back decides.
-        if (!multipart || sent.partSha256.length > 0) throw new ObjectMismatch(where, `S3 SHA-256 checksum ${stated.ChecksumSHA256} does not match`);
+    const judge = (stated: Stated): "ok" | "unknown" => {
+      const full = Buffer.from(sent.sha256, "hex").toString("base64");
+      if (stated.ChecksumSHA256 && !stated.ChecksumSHA256.includes("-") && stated.ChecksumSHA256 !== full) {
+        throw new ObjectMismatch(where, `S3 SHA-256 checksum ${stated.ChecksumSHA256} does not match`);
       }
-      if (sent.md5 === undefined) return "unknown";
       const etag = (stated.ETag ?? "").replace(/"/g, "");
       const multipartEtag = `${createHash("md5").update(Buffer.concat(sent.partMd5)).digest("hex")}-${parts}`;
       if (etag === sent.md5 || (multipart && etag === multipartEtag)) return "ok";
-      // An MD5-shaped ETag that matches neither form: the server holds other bytes.
-      if (/^[0-9a-f]{32}(-\d+)?$/.test(etag) && !String(stated.ServerSideEncryption ?? "").includes("kms")) {
-        throw new ObjectMismatch(where, `ETag ${etag} does not match the MD5 of the bytes sent`);
-      }
-      return "unknown";
+      const kms = String(stated.ServerSideEncryption ?? "").includes("kms");
+      if (/^[0-9a-f]{32}(-\d+)?$/.test(etag) && !kms) throw new ObjectMismatch(where, `ETag ${etag} does not match the MD5 of the bytes sent`);
+      return kms && stated.ChecksumSHA256 === full ? "ok" : "unknown";
     };
-    if (answer.ChecksumSHA256 && !this.config.compatibleChecksums) this.answersChecksums = true;
     if (judge(answer) === "ok") return;
     let h;
     try {
@@ -201,7 +189,7 @@ export class S3Target implements Target {
     }
     if (h.ContentLength !== sent.bytes) throw new ObjectMismatch(where, `stored ${h.ContentLength} bytes, sent ${sent.bytes}`);
     if (judge(h) === "ok") return;
-    // Neither proves anything here (encrypted at rest with KMS, or another ETag scheme): read it back.
+    // Nothing the server says proves the bytes here: read them back.
     const stored = await this.hash(key, signal);
     if (stored !== sent.sha256) throw new ObjectMismatch(where, `read back ${stored}, sent ${sent.sha256}`);
   }
@@ -237,12 +225,18 @@ export class S3Target implements Target {
     const status = statusOf(err);
     const name = (err as { name?: string }).name ?? "";
     const where = key === "bucket" ? `s3://${this.config.bucket}` : this.where(key);
+    if (["BadDigest", "InvalidDigest", "XAmzContentChecksumMismatch", "XAmzContentSHA256Mismatch"].includes(name)) {
+      return new ObjectMismatch(where, `the provider refused the bytes it received (${name}): they do not match their checksum`);
+    }
     if (status === 403) return new TargetFailed(where, `access denied (${name}): check the key and its permissions`, { cause: err });
     if (status === 404 || name === "NoSuchBucket") return new TargetFailed(where, `not found (${name || status}): check the bucket name and region`, { cause: err });
     const retryable = status === undefined || status >= 500 || status === 429 || name === "TimeoutError" || name === "RequestTimeout";
     return new TargetFailed(where, `${name || "error"}${status ? ` (HTTP ${status})` : ""}: ${messageOf(err)}`, { retryable, cause: err });
   }
 }
+
+/** What an upload's answer or a HEAD says about the stored object. */
+type Stated = { ETag?: string; ChecksumSHA256?: string; ServerSideEncryption?: string };
 
 function statusOf(err: unknown): number | undefined {
   return (err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;

@@ -4,8 +4,8 @@ import { pipeline } from "node:stream/promises";
 import { Throttle } from "../sftp/throttle";
 
 /**
- * Passes bytes through and hashes them on the way: SHA-256 always; MD5, and the MD5 or SHA-256 of
- * each part of `partSize` bytes, when a target needs them to check an S3 ETag or composite checksum.
+ * Passes bytes through and hashes them on the way: SHA-256 always; MD5, and the MD5 of each part of
+ * `partSize` bytes, when a target needs them to check an S3 ETag.
  */
 export class HashingStream extends Transform {
   bytes = 0;
@@ -13,9 +13,8 @@ export class HashingStream extends Transform {
   private readonly md5?: Hash;
   private part?: { hash: Hash; filled: number };
   readonly partMd5: Buffer[] = [];
-  readonly partSha256: Buffer[] = [];
 
-  constructor(private readonly options: { md5?: boolean; partSize?: number; partHashes?: "md5" | "sha256"; onBytes?: (n: number) => void } = {}) {
+  constructor(private readonly options: { md5?: boolean; partSize?: number; onBytes?: (n: number) => void } = {}) {
     super();
     if (options.md5) this.md5 = createHash("md5");
   }
@@ -31,7 +30,7 @@ export class HashingStream extends Transform {
 
   private hashParts(chunk: Buffer, partSize: number): void {
     for (let at = 0; at < chunk.length; ) {
-      this.part ??= { hash: createHash(this.options.partHashes ?? "md5"), filled: 0 };
+      this.part ??= { hash: createHash("md5"), filled: 0 };
       const take = Math.min(partSize - this.part.filled, chunk.length - at);
       this.part.hash.update(chunk.subarray(at, at + take));
       this.part.filled += take;
@@ -42,14 +41,14 @@ export class HashingStream extends Transform {
 
   private closePart(): void {
     if (!this.part) return;
-    (this.options.partHashes === "sha256" ? this.partSha256 : this.partMd5).push(this.part.hash.digest());
+    this.partMd5.push(this.part.hash.digest());
     this.part = undefined;
   }
 
   /** The digests, once the stream has ended. */
-  result(): { bytes: number; sha256: string; md5?: string; partMd5: Buffer[]; partSha256: Buffer[] } {
+  result(): { bytes: number; sha256: string; md5?: string; partMd5: Buffer[] } {
     this.closePart();
-    return { bytes: this.bytes, sha256: this.sha.digest("hex"), md5: this.md5?.digest("hex"), partMd5: this.partMd5, partSha256: this.partSha256 };
+    return { bytes: this.bytes, sha256: this.sha.digest("hex"), md5: this.md5?.digest("hex"), partMd5: this.partMd5 };
   }
 }
 

@@ -37,16 +37,22 @@ export interface S3Server {
 
 export async function startS3(): Promise<S3Server> {
   const server = new S3rver({ port: 0, address: "127.0.0.1", silent: true, directory: tempDir("s3rver-"), configureBuckets: [{ name: BUCKET }] });
-  const { port: s3port } = (await server.run()) as AddressInfo;
+  const { port } = (await server.run()) as AddressInfo;
+  return startFaultProxy(`http://127.0.0.1:${port}`, () => server.close());
+}
+
+/** The recording, fault-injecting proxy in front of any S3 server on 127.0.0.1. */
+export async function startFaultProxy(upstream: string, stopUpstream: () => Promise<unknown>): Promise<S3Server> {
+  const s3port = Number(new URL(upstream).port);
   const s3: S3Server = {
     endpoint: "",
-    directEndpoint: `http://127.0.0.1:${s3port}`,
+    directEndpoint: upstream,
     requests: [],
     fault: undefined,
     stop: async () => {
       await new Promise((r) => proxy.close(r));
       proxy.closeAllConnections();
-      await server.close();
+      await stopUpstream();
     },
   };
   const proxy = http.createServer((req, res) => {
