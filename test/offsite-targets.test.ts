@@ -60,6 +60,31 @@ const kinds: Kind[] = [
   { name: "rclone sftp remote", config: () => ({ kind: "rclone", remote: "testsftp:" + path.join(sshd.root, "offsite"), rcloneConfig: rcloneConf }), big: 2 * MiB },
 ];
 
+/**
+ * An rclone that stores something else: runs the real rclone, but flips one byte of what `rcat`
+ * receives on its way in (a flaky remote, seen from here).
+ */
+function corruptingRclone(): string {
+  const file = path.join(tempDir("rclone-bad-"), "rclone");
+  fs.writeFileSync(
+    file,
+    `#!${process.execPath}
+const { spawn } = require("node:child_process");
+const args = process.argv.slice(2);
+const child = spawn("rclone", args, { stdio: ["pipe", "inherit", "inherit"] });
+let flipped = args[0] !== "rcat";
+process.stdin.on("data", (chunk) => {
+  if (!flipped && chunk.length > 0) { chunk = Buffer.from(chunk); chunk[0] ^= 0xff; flipped = true; }
+  child.stdin.write(chunk);
+});
+process.stdin.on("end", () => child.stdin.end());
+child.on("exit", (code) => process.exit(code ?? 1));
+`,
+    { mode: 0o755 },
+  );
+  return file;
+}
+
 describe("offsite targets (one suite for every kind)", function () {
   this.timeout(60_000);
 
@@ -125,6 +150,15 @@ describe("offsite targets (one suite for every kind)", function () {
         const data = Buffer.from("0123456789");
         await assert.rejects(target.put("short.csv", { ...source(data), size: 20 }, { mode: "final" }), (err: Error & { code?: string }) => err.code === "OFFSITE_MISMATCH");
       });
+
+      if (kind.name.startsWith("rclone")) {
+        it("catches a remote that stores other bytes than were sent, and leaves nothing under the name", async () => {
+          const bad = createTarget({ ...(kind.config() as { kind: "rclone"; remote: string }), rcloneBinary: corruptingRclone() });
+          const data = randomBytes(300_000);
+          await assert.rejects(bad.put("flipped.bin", source(data), { mode: "final" }), (err: Error & { code?: string }) => err.code === "OFFSITE_MISMATCH");
+          assert.equal(await target.head("flipped.bin"), undefined);
+        });
+      }
 
       it("stops an upload when asked", async () => {
         const stop = new AbortController();
