@@ -6,9 +6,10 @@
  *   npm run bench                        1 GiB: 4 × 128 MiB, 16 × 16 MiB, 2,048 × 64 KiB files
  *   BENCH_SCALE=small npm run bench      64 MiB of the same shape
  *
- * Both run with 4 files at once. Our upload runs in a child process so that its peak RSS is its own
- * (rclone's is sampled from /proc). Figures and the ratio are printed and written to
- * bench/out/offsite.json; nothing is asserted. Linux only.
+ * Both run with 4 files at once, BENCH_RUNS times each (default 3, alternating who goes first); the
+ * medians are compared and the peak RSS is the highest seen. Our upload runs in a child process so
+ * that its peak RSS is its own (rclone's is sampled from /proc). Figures and the ratio are printed
+ * and written to bench/out/offsite.json; nothing is asserted. Linux only.
  */
 import { spawn } from "node:child_process";
 import * as crypto from "node:crypto";
@@ -24,6 +25,7 @@ const MiB = 1 << 20;
 const SCALE = process.env.BENCH_SCALE === "small" ? "small" : "full";
 const SHAPE = SCALE === "small" ? { big: [2, 16 * MiB], mid: [8, 2 * MiB], small: [256, 64 * 1024] } : { big: [4, 128 * MiB], mid: [16, 16 * MiB], small: [2048, 64 * 1024] };
 const CONCURRENCY = 4;
+const RUNS = Math.max(1, Number(process.env.BENCH_RUNS ?? 3));
 const BUCKET = "tick-bench";
 const OUT_FILE = path.join(__dirname, "..", "..", "bench", "out", "offsite.json");
 
@@ -38,7 +40,7 @@ interface RunResult {
 
 async function main(): Promise<void> {
   if (process.argv[2] === "server") return serve(process.argv[3]);
-  if (process.argv[2] === "runner") return runner(process.argv[3], process.argv[4]);
+  if (process.argv[2] === "runner") return runner(process.argv[3], process.argv[4], process.argv[5]);
   if (process.env.BENCH_CPU_PROF) process.execArgv.push("--cpu-prof", `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`);
 
   const work = fs.mkdtempSync(path.join(os.tmpdir(), "offsite-bench-"));
@@ -54,17 +56,34 @@ async function main(): Promise<void> {
       server.once("exit", (code) => reject(new Error(`s3 server exited ${code}`)));
     });
     try {
-      const ours = await timed(process.execPath, [...process.execArgv.filter((a) => a.startsWith("--cpu-prof")), __filename, "runner", archiveDir, endpoint], true);
-      const rclone = await timed("rclone", [
-        "copy", archiveDir, `:s3,provider=Other,access_key_id=S3RVER,secret_access_key=S3RVER,endpoint='${endpoint}',force_path_style=true:${BUCKET}/rclone`,
-        "--exclude", "/.tick-backup/**", "--transfers", String(CONCURRENCY), "--config", "/dev/null", "--log-level", "ERROR",
-      ]);
+      // Each tool uploads the tree RUNS times (to a fresh prefix each time), alternating which goes
+      // first; the median run of each is compared.
+      const oursRuns: RunResult[] = [];
+      const rcloneRuns: RunResult[] = [];
+      for (let i = 0; i < RUNS; i++) {
+        const runOurs = async () => oursRuns.push(await timed(process.execPath, [...process.execArgv.filter((a) => a.startsWith("--cpu-prof")), __filename, "runner", archiveDir, endpoint, `ours-${i}`], true));
+        const runRclone = async () =>
+          rcloneRuns.push(
+            await timed("rclone", [
+              "copy", archiveDir, `:s3,provider=Other,access_key_id=S3RVER,secret_access_key=S3RVER,endpoint='${endpoint}',force_path_style=true:${BUCKET}/rclone-${i}`,
+              "--exclude", "/.tick-backup/**", "--transfers", String(CONCURRENCY), "--config", "/dev/null", "--log-level", "ERROR",
+            ]),
+          );
+        if (i % 2 === 0) await runOurs().then(runRclone);
+        else await runRclone().then(runOurs);
+        // The state of our runs lives in the archive: forget the copies so that the next run uploads all again.
+        await forgetCopies(archiveDir);
+      }
+      const ours = median(oursRuns);
+      const rclone = median(rcloneRuns);
       const row = (r: RunResult) => ({ seconds: r.seconds, engineSeconds: r.engineSeconds, mbPerSec: Math.round((total / 1e6 / r.seconds) * 10) / 10, maxRssMB: r.maxRssMB, problems: r.problems });
       const result = {
         scale: SCALE,
         bytes: total,
         files: SHAPE.big[0] + SHAPE.mid[0] + SHAPE.small[0],
         concurrency: CONCURRENCY,
+        runs: RUNS,
+        allSeconds: { ours: oursRuns.map((r) => r.seconds), rclone: rcloneRuns.map((r) => r.seconds) },
         ours: row(ours),
         rclone: row(rclone),
         throughputRatio: Math.round((rclone.seconds / ours.seconds) * 100) / 100,
@@ -141,15 +160,28 @@ async function serve(dir: string): Promise<void> {
   await new Promise(() => undefined);
 }
 
-async function runner(archiveDir: string, endpoint: string): Promise<void> {
+async function runner(archiveDir: string, endpoint: string, prefix: string): Promise<void> {
   const archive = await Archive.open(archiveDir);
-  const target = createTarget({ kind: "s3", endpoint, bucket: BUCKET, prefix: "ours", forcePathStyle: true, accessKeyId: "S3RVER", secretAccessKey: "S3RVER" });
+  const target = createTarget({ kind: "s3", endpoint, bucket: BUCKET, prefix, forcePathStyle: true, accessKeyId: "S3RVER", secretAccessKey: "S3RVER" });
   const report = await uploadOffsite({ archive, target, targetName: "bench", concurrency: CONCURRENCY });
   await target.close();
   const ru = process.resourceUsage();
   const result: RunResult = { seconds: report.durationMs / 1000, bytes: report.bytes, maxRssMB: Math.round(ru.maxRSS / 1024), problems: report.problems.slice(0, 5).map((p) => `${p.code} ${p.path ?? ""}: ${p.message}`) };
   process.stdout.write(JSON.stringify(result) + "\n");
   process.exit(0);
+}
+
+function median(runs: RunResult[]): RunResult {
+  const sorted = [...runs].sort((a, b) => a.seconds - b.seconds);
+  return { ...sorted[Math.floor((sorted.length - 1) / 2)], maxRssMB: Math.max(...runs.map((r) => r.maxRssMB)) };
+}
+
+async function forgetCopies(root: string): Promise<void> {
+  const archive = await Archive.open(root);
+  await archive.update(async (cat) => {
+    await cat.commit(...cat.all().map(({ copies: _gone, ...rest }) => rest));
+    await cat.compact(true);
+  });
 }
 
 function round(s: number): number {

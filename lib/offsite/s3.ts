@@ -59,6 +59,8 @@ export class S3Target implements Target {
       maxAttempts: config.maxAttempts ?? 5,
       retryMode: "standard",
       requestHandler: { connectionTimeout: 15_000, requestTimeout: 300_000 },
+      // The SDK would print retry notes to the console; failures reach the report instead.
+      logger: { debug: () => undefined, info: () => undefined, warn: () => undefined, error: () => undefined },
     });
   }
 
