@@ -3,7 +3,7 @@
  * the fly, proof after upload, catalog records) against `rclone copy` to the SAME local S3 server
  * (s3rver, in its own process on 127.0.0.1), in one run, over the same mixed tree.
  *
- *   npm run bench                        1 GiB: 4 × 128 MiB, 16 × 16 MiB, 2,048 × 64 KiB files
+ *   npm run bench                        1 GiB: 4 × 128 MiB, 24 × 16 MiB, 2,048 × 64 KiB files
  *   BENCH_SCALE=small npm run bench      64 MiB of the same shape
  *
  * Both run with 4 files at once, BENCH_RUNS times each (default 3, alternating who goes first); the
@@ -23,7 +23,7 @@ import { createTarget, uploadOffsite } from "../lib/offsite";
 
 const MiB = 1 << 20;
 const SCALE = process.env.BENCH_SCALE === "small" ? "small" : "full";
-const SHAPE = SCALE === "small" ? { big: [2, 16 * MiB], mid: [8, 2 * MiB], small: [256, 64 * 1024] } : { big: [4, 128 * MiB], mid: [16, 16 * MiB], small: [2048, 64 * 1024] };
+const SHAPE = SCALE === "small" ? { big: [2, 16 * MiB], mid: [8, 2 * MiB], small: [256, 64 * 1024] } : { big: [4, 128 * MiB], mid: [24, 16 * MiB], small: [2048, 64 * 1024] };
 const CONCURRENCY = 4;
 const RUNS = Math.max(1, Number(process.env.BENCH_RUNS ?? 3));
 const BUCKET = "tick-bench";

@@ -1,8 +1,8 @@
 // Node offsite-upload: on each message, copy every final file not yet on the target there, verified.
 import type { NodeAPI, Node, NodeDef } from "node-red";
 import { createTarget, uploadOffsite, type OffsiteProgress, type OffsiteReport } from "../../lib/offsite";
-import { BackupError, ConfigError } from "../../lib/errors";
-import { BUSY_PROBLEM, formatBytes, formatDuration, progressStatus, recordOutcome, reportFailure, runGuard } from "../shared/node-helpers";
+import { ConfigError } from "../../lib/errors";
+import { BUSY_PROBLEM, formatBytes, formatDuration, numberOr, problemsError, progressStatus, recordOutcome, reportFailure, runGuard, stopOnClose } from "../shared/node-helpers";
 import type { BackupArchiveNode, OffsiteTargetNode } from "../shared/types";
 
 interface OffsiteUploadDef extends NodeDef {
@@ -60,7 +60,7 @@ export = (RED: NodeAPI) => {
         this.status(summaryStatus(report));
         recordOutcome(archive, this, "offsite", { report });
         send({ ...msg, payload: report });
-        if (report.problems.length > 0) done(new BackupError("OFFSITE_PROBLEMS", problemsText(report)));
+        if (report.problems.length > 0) done(problemsError("OFFSITE_PROBLEMS", "offsite upload", report.problems));
         else done();
       })?.catch((err) => {
         if (!stop.signal.aborted) recordOutcome(archive, this, "offsite", { error: err });
@@ -68,18 +68,9 @@ export = (RED: NodeAPI) => {
       });
     });
 
-    this.on("close", (_removed: boolean, done: () => void) => {
-      stop.abort();
-      const timeout = new Promise((resolve) => setTimeout(resolve, 4000).unref());
-      Promise.race([guard.settled(), timeout]).then(() => done());
-    });
+    stopOnClose(this, guard, () => stop.abort());
   });
 };
-
-function numberOr(value: unknown, fallback: number): number {
-  const n = Number(value);
-  return value === "" || value === undefined || value === null || !Number.isFinite(n) ? fallback : n;
-}
 
 function progressText(p: OffsiteProgress): string {
   if (p.phase !== "uploading") return p.phase === "manifests" ? "uploading catalog" : p.phase;
@@ -96,10 +87,4 @@ function summaryStatus(r: OffsiteReport) {
   if (r.counts.pending) parts.splice(1, 0, `${r.counts.pending} pending`);
   if (r.problems.length > 0) return { fill: "yellow" as const, shape: "dot" as const, text: `${r.problems.length} problem(s) · ${parts.join(" · ")}` };
   return { fill: "green" as const, shape: "dot" as const, text: parts.join(" · ") };
-}
-
-function problemsText(r: OffsiteReport): string {
-  const first = r.problems[0];
-  const more = r.problems.length > 1 ? ` (and ${r.problems.length - 1} more)` : "";
-  return `offsite upload finished with problems: ${first.message}${more}`;
 }
