@@ -5,6 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { createHash, randomBytes } from "node:crypto";
+import { spawn } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import type { Archive } from "../lib/archive/archive";
@@ -109,6 +110,15 @@ describe("offsite upload", function () {
       assert.equal(fs.readFileSync(path.join(disk, ".tick-backup", "live", "today.csv"), "utf8"), "1\n2\n3\n4\n", "the live copy is refreshed");
     });
 
+    it("keeps to the bandwidth limit", async () => {
+      const archive = await archiveWith({ "a.bin": randomBytes(300_000), "b.bin": randomBytes(300_000) });
+      const target = createTarget({ kind: "directory", path: tempDir("offsite-disk-") });
+      const report = await run(archive, target, { bwLimitKBps: 200, concurrency: 2 });
+      assert.equal(report.counts.uploaded, 2);
+      // 600 kB at 200 KiB/s with one second of burst: at least two seconds, whatever the disk.
+      assert.ok(report.durationMs >= 1800, `took ${report.durationMs} ms`);
+    });
+
     it("keeps the copy of an earlier content and puts a rewritten file beside it", async () => {
       const archive = await archiveWith({ "EURUSD/day.csv": "old\n" });
       const disk = tempDir("offsite-disk-");
@@ -203,6 +213,37 @@ describe("offsite upload", function () {
       assert.deepEqual(report.problems, []);
       assert.equal(report.counts.uploaded, 6 - between);
       for (const [name, data] of Object.entries(files)) assert.equal(await target.hash(name), sha(data));
+    });
+
+    it("completes and verifies on the next run after the uploading process is killed", async () => {
+      const files: Record<string, Buffer> = {};
+      for (let i = 0; i < 5; i++) files[`k${i}.bin`] = randomBytes(7 * MiB);
+      const archive = await archiveWith(files);
+      const prefix = `run-${++prefixN}`;
+      const config = { kind: "s3", endpoint: s3.endpoint, bucket: BUCKET, prefix, forcePathStyle: true, accessKeyId: ACCESS_KEY, secretAccessKey: SECRET_KEY, partSize: 5 * MiB };
+      const script = `
+        const { Archive } = require(${JSON.stringify(path.join(__dirname, "../lib/archive/archive"))});
+        const { createTarget, uploadOffsite } = require(${JSON.stringify(path.join(__dirname, "../lib/offsite"))});
+        (async () => {
+          const archive = await Archive.open(${JSON.stringify(archive.root)});
+          await uploadOffsite({ archive, target: createTarget(${JSON.stringify(config)}), targetName: "test-target", concurrency: 2, bwLimitKBps: 4096 });
+        })();`;
+      const child = spawn(process.execPath, ["-e", script], { stdio: "ignore" });
+      const exited = new Promise((resolve) => child.once("exit", resolve));
+      // Killed while parts are on their way: after the first object is complete, before the last.
+      s3.requests.length = 0;
+      for (let i = 0; i < 400 && s3.requests.filter((r) => r.method === "POST" && r.url.includes("uploadId")).length < 1; i++) await new Promise((r) => setTimeout(r, 50));
+      child.kill("SIGKILL");
+      await exited;
+      const between = (await archive.readCatalog()).all().filter((r) => r.copies).length;
+      assert.ok(between < 5, `the run was killed before it finished (${between} recorded)`);
+      const target = createTarget(config as Parameters<typeof createTarget>[0]);
+      const report = await run(archive, target);
+      assert.deepEqual(report.problems, []);
+      assert.equal(report.counts.pending, 0);
+      for (const [name, data] of Object.entries(files)) assert.equal(await target.hash(name), sha(data));
+      const catalog = await archive.readCatalog();
+      assert.ok(catalog.all().every((r) => r.copies?.[target.id()]?.sha256 === r.sha256));
     });
 
     it("asks for Object Lock on finished files only", async () => {
