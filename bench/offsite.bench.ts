@@ -23,11 +23,14 @@ import { createTarget, uploadOffsite } from "../lib/offsite";
 
 const MiB = 1 << 20;
 const SCALE = process.env.BENCH_SCALE === "small" ? "small" : "full";
-const SHAPE = SCALE === "small" ? { big: [2, 16 * MiB], mid: [8, 2 * MiB], small: [256, 64 * 1024] } : { big: [4, 128 * MiB], mid: [24, 16 * MiB], small: [2048, 64 * 1024] };
+const FULL_SHAPE = SCALE === "small" ? { big: [2, 16 * MiB], mid: [8, 2 * MiB], small: [256, 64 * 1024] } : { big: [4, 128 * MiB], mid: [24, 16 * MiB], small: [2048, 64 * 1024] };
+/** BENCH_ONLY=big|mid|small keeps one kind of file (to see where time goes) */
+const SHAPE = Object.fromEntries(Object.entries(FULL_SHAPE).filter(([k]) => !process.env.BENCH_ONLY || k === process.env.BENCH_ONLY)) as Partial<typeof FULL_SHAPE>;
+const FILES = Object.values(SHAPE).reduce((n, [count]) => n + count, 0);
 const CONCURRENCY = 4;
 const RUNS = Math.max(1, Number(process.env.BENCH_RUNS ?? 3));
 const BUCKET = "tick-bench";
-const OUT_FILE = path.join(__dirname, "..", "..", "bench", "out", "offsite.json");
+const OUT_FILE = path.join(__dirname, "..", "..", "bench", "out", process.env.BENCH_ONLY ? `offsite-${process.env.BENCH_ONLY}.json` : "offsite.json");
 
 interface RunResult {
   seconds: number;
@@ -48,7 +51,7 @@ async function main(): Promise<void> {
     const archiveDir = path.join(work, "archive");
     fs.mkdirSync(archiveDir);
     const total = await writeTree(archiveDir);
-    console.log(`tree: ${(total / MiB).toFixed(0)} MiB in ${SHAPE.big[0] + SHAPE.mid[0] + SHAPE.small[0]} files (${SCALE})`);
+    console.log(`tree: ${(total / MiB).toFixed(0)} MiB in ${FILES} files (${SCALE}${process.env.BENCH_ONLY ? `, ${process.env.BENCH_ONLY} only` : ""})`);
 
     const server = spawn(process.execPath, [__filename, "server", path.join(work, "s3")], { stdio: ["ignore", "pipe", "inherit"] });
     const endpoint = await new Promise<string>((resolve, reject) => {
@@ -80,7 +83,8 @@ async function main(): Promise<void> {
       const result = {
         scale: SCALE,
         bytes: total,
-        files: SHAPE.big[0] + SHAPE.mid[0] + SHAPE.small[0],
+        files: FILES,
+        only: process.env.BENCH_ONLY,
         concurrency: CONCURRENCY,
         runs: RUNS,
         allSeconds: { ours: oursRuns.map((r) => r.seconds), rclone: rcloneRuns.map((r) => r.seconds) },

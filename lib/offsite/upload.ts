@@ -228,7 +228,7 @@ async function putFile(ctx: FileContext, record: FileRecord, file: string, key: 
   const source: PutSource = {
     open: () => {
       if (record.size === 0) return emptyOrEncrypted(ctx.recipient);
-      const input = fs.createReadStream(file, { end: record.size - 1, highWaterMark: 1024 * 1024 });
+      const input = fs.createReadStream(file, { end: record.size - 1, highWaterMark: readChunk(record.size) });
       if (!ctx.recipient) return input; // the target hashes what it sends: that is the plaintext
       plain = new HashingStream();
       input.on("error", (err) => plain!.destroy(err));
@@ -259,7 +259,7 @@ async function uploadLive(ctx: FileContext, record: FileRecord): Promise<"upload
   if ((await fsp.stat(file)).size < record.size || record.size === 0) return "skipped";
   const source: PutSource = {
     open: () => {
-      const stream = fs.createReadStream(file, { start: 0, end: record.size - 1, highWaterMark: 1024 * 1024 });
+      const stream = fs.createReadStream(file, { start: 0, end: record.size - 1, highWaterMark: readChunk(record.size) });
       return ctx.recipient ? encryptStream(stream, ctx.recipient) : stream;
     },
     size: ctx.recipient ? undefined : record.size,
@@ -370,4 +370,9 @@ async function saveState(file: string, state: OffsiteTargetState): Promise<void>
 
 function safeName(name: string): string {
   return name.replace(/[^A-Za-z0-9._-]+/g, "_").slice(0, 100) || "target";
+}
+
+/** Reads in chunks of up to 1 MiB, but no bigger than the file (a small file gets no 1 MiB buffer). */
+function readChunk(size: number): number {
+  return Math.max(16 * 1024, Math.min(1024 * 1024, size));
 }
