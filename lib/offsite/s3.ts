@@ -38,6 +38,8 @@ export class S3Target implements Target {
   private readonly client: S3Client;
   private readonly prefix: string;
   private readonly partSize: number;
+  /** multipart uploads buffer their parts: at most this many at once, whatever the file concurrency */
+  private readonly multipartSlots = new Slots(2);
   /** keys stored below the prefix, when scanned this run */
   private known: Set<string> | undefined;
 
@@ -136,21 +138,26 @@ export class S3Target implements Target {
       params.ObjectLockMode = this.config.objectLock.mode;
       params.ObjectLockRetainUntilDate = new Date(Date.now() + this.config.objectLock.days * 86_400_000);
     }
-    const abort = new AbortController();
-    const onAbort = () => abort.abort();
-    options.signal?.addEventListener("abort", onAbort);
-    const upload = new Upload({ client: this.client, params, partSize: this.partSize, queueSize: 2, leavePartsOnError: false, abortController: abort });
-    const feeding = pump([...sourceStreams(source, options), hashing], abort.signal);
+    const release = singlePart ? () => undefined : await this.multipartSlots.take(options.signal);
     let answer: Stated;
     try {
-      [answer] = await Promise.all([upload.done(), feeding]);
-    } catch (err) {
-      abort.abort();
-      await feeding.catch(() => undefined);
-      if (options.signal?.aborted) throw options.signal.reason ?? err;
-      throw this.mapError(key, err);
+      const abort = new AbortController();
+      const onAbort = () => abort.abort();
+      options.signal?.addEventListener("abort", onAbort);
+      const upload = new Upload({ client: this.client, params, partSize: this.partSize, queueSize: 2, leavePartsOnError: false, abortController: abort });
+      const feeding = pump([...sourceStreams(source, options), hashing], abort.signal);
+      try {
+        [answer] = await Promise.all([upload.done(), feeding]);
+      } catch (err) {
+        abort.abort();
+        await feeding.catch(() => undefined);
+        if (options.signal?.aborted) throw options.signal.reason ?? err;
+        throw this.mapError(key, err);
+      } finally {
+        options.signal?.removeEventListener("abort", onAbort);
+      }
     } finally {
-      options.signal?.removeEventListener("abort", onAbort);
+      release();
     }
     const sent = hashing.result();
     if (source.size !== undefined && sent.bytes !== source.size) throw new ObjectMismatch(this.where(key), `read ${sent.bytes} bytes, expected ${source.size}`);
@@ -242,4 +249,26 @@ type Stated = { ETag?: string; ChecksumSHA256?: string; ServerSideEncryption?: s
 
 function statusOf(err: unknown): number | undefined {
   return (err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
+}
+
+/** A counting semaphore: `take` resolves with a release function once a slot is free. */
+class Slots {
+  private waiting: Array<() => void> = [];
+
+  constructor(private free: number) {}
+
+  async take(signal?: AbortSignal): Promise<() => void> {
+    while (this.free === 0) {
+      if (signal?.aborted) throw signal.reason;
+      await new Promise<void>((resolve) => this.waiting.push(resolve));
+    }
+    this.free--;
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      this.free++;
+      this.waiting.shift()?.();
+    };
+  }
 }
