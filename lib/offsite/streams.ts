@@ -1,5 +1,5 @@
 import { createHash, type Hash } from "node:crypto";
-import { Transform, type Readable, type TransformCallback } from "node:stream";
+import { Readable, Transform, type TransformCallback } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { Throttle } from "../sftp/throttle";
 
@@ -84,4 +84,9 @@ export function pump(streams: Array<NodeJS.ReadableStream | NodeJS.WritableStrea
 export function sourceStreams(source: { open(): Readable }, options: { pace?: () => Transform }): Readable[] {
   const input = source.open();
   return options.pace ? [input, options.pace()] : [input];
+}
+
+/** A stream of one buffer. */
+export function bufferStream(data: Buffer): Readable {
+  return Readable.from([data]);
 }

@@ -1,7 +1,6 @@
 import * as fs from "node:fs";
 import * as fsp from "node:fs/promises";
 import * as path from "node:path";
-import { createHash } from "node:crypto";
 import { Readable } from "node:stream";
 import type { Archive } from "../archive/archive";
 import type { FileRecord } from "../archive/catalog";
@@ -10,7 +9,9 @@ import { localPath } from "../archive/paths";
 import { Aborted, BackupError, isRetryable, messageOf } from "../errors";
 import { Throttle } from "../sftp/throttle";
 import { checkRecipient, encryptStream } from "./encrypt";
-import { HashingStream, paced } from "./streams";
+import { bufferStream, HashingStream, paced } from "./streams";
+import { uploadManifests } from "./manifests";
+import { CopyRecorder } from "./recorder";
 import { ObjectExists, TARGET_STATE, type OffsiteCopy, type PutSource, type Target, type TargetKind } from "./target";
 
 export interface OffsiteOptions {
@@ -176,7 +177,7 @@ export async function uploadOffsite(options: OffsiteOptions): Promise<OffsiteRep
   return result;
 }
 
-interface FileContext {
+export interface FileContext {
   archive: Archive;
   recorder: CopyRecorder;
   target: Target;
@@ -270,79 +271,6 @@ async function uploadLive(ctx: FileContext, record: FileRecord): Promise<"upload
   return "uploaded";
 }
 
-/**
- * The catalog (as recorded now, with this target's copies) and the archive's SHA256SUMS files go
- * to `.tick-backup/` on the target: with them a restore needs nothing from the home disk.
- */
-async function uploadManifests(ctx: FileContext): Promise<void> {
-  const catalog = await ctx.archive.readCatalog();
-  const snapshot = Buffer.from(
-    JSON.stringify({ format: 1, archive: ctx.archive.identity, target: ctx.id, writtenAt: new Date().toISOString(), records: catalog.all().sort((a, b) => (a.path < b.path ? -1 : 1)) }),
-  );
-  const items: Array<{ name: string; data: Buffer }> = [{ name: "catalog.json", data: snapshot }];
-  for (const entry of await fsp.readdir(ctx.archive.root, { withFileTypes: true })) {
-    if (entry.isFile() && entry.name.startsWith("SHA256SUMS")) items.push({ name: entry.name, data: await fsp.readFile(path.join(ctx.archive.root, entry.name)) });
-  }
-  for (const item of items) {
-    const sha256 = createHash("sha256").update(item.data).digest("hex");
-    const source: PutSource = {
-      open: () => {
-        const stream = bufferStream(item.data);
-        return ctx.recipient ? encryptStream(stream, ctx.recipient) : stream;
-      },
-      size: ctx.recipient ? undefined : item.data.length,
-      sha256,
-      encrypted: ctx.recipient !== undefined,
-    };
-    const key = `${TARGET_STATE}/${item.name}${ctx.recipient ? ".age" : ""}`;
-    await ctx.target.put(key, source, { mode: "replaceable", signal: ctx.signal, pace: ctx.pace });
-  }
-}
-
-/**
- * Records verified copies in the catalog in batches: one short update (one lock, one journal
- * fsync) for many small files, at most a second or 200 files after each copy was proven. A crash
- * in between loses only the record; the next run finds the object and adopts or redoes it.
- */
-class CopyRecorder {
-  private pending: Array<{ path: string; copy: OffsiteCopy }> = [];
-  private timer: NodeJS.Timeout | undefined;
-  private flushing: Promise<void> = Promise.resolve();
-
-  constructor(private readonly archive: Archive, private readonly id: string) {}
-
-  add(path: string, copy: OffsiteCopy): Promise<void> {
-    this.pending.push({ path, copy });
-    if (this.pending.length >= 200) return this.flush();
-    this.timer ??= setTimeout(() => void this.flush().catch(() => undefined), 1000);
-    return Promise.resolve();
-  }
-
-  flush(): Promise<void> {
-    clearTimeout(this.timer);
-    this.timer = undefined;
-    const batch = this.pending;
-    this.pending = [];
-    this.flushing = this.flushing.then(() => (batch.length ? this.write(batch) : undefined));
-    return this.flushing;
-  }
-
-  private write(batch: Array<{ path: string; copy: OffsiteCopy }>): Promise<void> {
-    return this.archive.update(async (cat) => {
-      await Promise.all(
-        batch.map(({ path, copy }) =>
-          cat.patch(path, (current) => {
-            if (current.sha256 !== copy.sha256) return current; // rewritten meanwhile: this copy is of an older content
-            const previous = current.copies?.[this.id];
-            const earlier = previous ? [...(previous.earlier ?? []), { ...previous, earlier: undefined }] : undefined;
-            return { ...current, copies: { ...current.copies, [this.id]: { ...copy, ...(earlier ? { earlier } : {}) } } };
-          }),
-        ),
-      );
-    });
-  }
-}
-
 async function withRetries<T>(retry: { attempts: number; baseDelayMs: number }, signal: AbortSignal | undefined, fn: () => Promise<T>): Promise<T> {
   for (let attempt = 1; ; attempt++) {
     try {
@@ -354,9 +282,6 @@ async function withRetries<T>(retry: { attempts: number; baseDelayMs: number }, 
   }
 }
 
-function bufferStream(data: Buffer): Readable {
-  return Readable.from([data]);
-}
 
 function emptyOrEncrypted(recipient: string | undefined): Readable {
   return recipient ? encryptStream(bufferStream(Buffer.alloc(0)), recipient) : bufferStream(Buffer.alloc(0));
