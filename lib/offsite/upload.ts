@@ -267,7 +267,10 @@ async function uploadLive(ctx: FileContext, record: FileRecord): Promise<"upload
     sha256: record.sha256,
     encrypted: ctx.recipient !== undefined,
   };
-  await ctx.target.put(`${TARGET_STATE}/live/${record.path}${ctx.recipient ? ".age" : ""}`, source, { mode: "replaceable", signal: ctx.signal, onBytes: ctx.onBytes, pace: ctx.pace });
+  const put = await ctx.target.put(`${TARGET_STATE}/live/${record.path}${ctx.recipient ? ".age" : ""}`, source, { mode: "replaceable", signal: ctx.signal, onBytes: ctx.onBytes, pace: ctx.pace });
+  if (!ctx.recipient && put.objectSha256 !== record.sha256) {
+    throw new BackupError("ARCHIVE_MISMATCH", `${record.path}: the archived bytes of this growing file no longer match its catalog hash (run hash-verify)`);
+  }
   return "uploaded";
 }
 
