@@ -2,6 +2,7 @@ import type { Node } from "node-red";
 import type { Archive } from "../../lib/archive/archive";
 import type { ServerConfig } from "../../lib/sftp/connect";
 import type { HaLink } from "../../lib/health/ha-link";
+import type { HealthSnapshot, ProblemReason } from "../../lib/health/snapshot";
 
 /** What other nodes may use of a `backup-archive` config node. */
 export interface BackupArchiveNode extends Node {
@@ -18,6 +19,12 @@ export interface BackupArchiveNode extends Node {
   onRecord(listener: (outcome: RunOutcome) => void): () => void;
   /** Set when the archive publishes to Home Assistant and the broker cannot be reached: a short note for node status. */
   haNote?(): string | undefined;
+  /** hours without a successful pull after which the archive counts as stale (0: never) */
+  staleHours?: number;
+  /** The health snapshot and its problems (the reasons Home Assistant shows), once the saved one is read. */
+  health?(): Promise<{ snapshot: HealthSnapshot; problems: ProblemReason[] }>;
+  /** Subscribes to health changes (and the heartbeat); returns the unsubscribe function. */
+  onHealth?(listener: (snapshot: HealthSnapshot, problems: ProblemReason[]) => void): () => void;
 }
 
 /** A report is a plain JSON object with at least these fields (`kind`: pull, verify, disk, offsite, drill…). */
