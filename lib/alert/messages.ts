@@ -63,8 +63,8 @@ export function noticeOf(event: IncidentEvent, ctx: NoticeContext, secrets: read
 /** A short label for the failing check: `pull failed`, `disk critical`, `host key changed`. */
 function labelOf(e: IncidentEvent): string {
   const code = e.cause === "HOST_KEY_CHANGED" ? e.cause : e.code;
-  const words = code.toLowerCase().replace(/_/g, " ");
-  return e.sourceName && code.endsWith("_FAILED") ? `${e.sourceName}: ${words}` : words;
+  const words = code === "NODE_ERROR" ? "failed" : code.toLowerCase().replace(/_/g, " ");
+  return e.sourceName && (code.endsWith("_FAILED") || code === "NODE_ERROR") ? `${e.sourceName}: ${words}` : words;
 }
 
 function span(fromIso: string, toIso: string): string {
