@@ -34,7 +34,7 @@ export = (RED: NodeAPI) => {
         archive: archive.archiveName,
         archivePath: archive.archivePath,
         stateFile: `alert-${this.id.replace(/[^A-Za-z0-9_-]/g, "_")}.json`,
-        open: () => archive.open(),
+        open: () => (archive.openExisting ? archive.openExisting() : archive.open()),
         channels: setup.channels,
         pingUrl: setup.pingUrl,
         remindHours: hours(def.remindHours, 24),

@@ -4,6 +4,9 @@ import { EventEmitter } from "node:events";
 import * as path from "node:path";
 import type { BackupArchiveNode, HaMqttNode, RunOutcome } from "../shared/types";
 import { Archive } from "../../lib/archive/archive";
+import { exists } from "../../lib/archive/fsutil";
+import { STATE_DIR } from "../../lib/archive/paths";
+import { BackupError } from "../../lib/errors";
 import { publishHealth, trackHealth } from "./health";
 
 interface BackupArchiveDef extends NodeDef {
@@ -29,6 +32,11 @@ export = (RED: NodeAPI) => {
         opening = undefined; // a disk plugged in later gets another chance
         throw err;
       }));
+    // Health and alerts read and keep their state in an archive that exists; only a run creates one.
+    this.openExisting = async () => {
+      if (!(await exists(path.join(def.path || "/nonexistent", STATE_DIR, "archive.json")))) throw new BackupError("ARCHIVE_NOT_FOUND", `no archive at ${def.path} yet`);
+      return this.open();
+    };
     const outcomes = new EventEmitter();
     outcomes.setMaxListeners(0);
     this.record = (outcome: RunOutcome) => outcomes.emit("outcome", outcome);

@@ -10,6 +10,8 @@ export interface BackupArchiveNode extends Node {
   archivePath: string;
   /** opens the archive on first use (the disk may be plugged in after Node-RED started) */
   open(): Promise<Archive>;
+  /** opens the archive only if it has been created (by a run): what health and alerts use, so that they never create one */
+  openExisting?(): Promise<Archive>;
   /**
    * Every node hands each run's outcome here: its report when the run ended, or a failure when it
    * could not run at all. Listeners (the Home Assistant health, the alert node) keep the picture.
