@@ -373,6 +373,34 @@ describe("alert: the alerter over time, with a restart in the middle", function 
     assert.ok(![...a.failing.values()].join().includes("uuid-1234-5678"));
   });
 
+  it("a channel that failed gets the notice again at the next ticks, and the status clears when it takes it", async function () {
+    const events: DeliveredEvent[] = [];
+    const a = alerter(events);
+    http.statusFor.set("/hook/secret-hook-path", 503);
+    await a.input({ topic: "x", ok: false });
+    assert.equal(events[0].deliveries[0].ok, false);
+    assert.ok(a.failing.has("webhook"));
+    await a.tick();
+    assert.equal(hooks().length, 1, "no retry before a minute has passed");
+    clock.tick(60_000);
+    await a.tick();
+    assert.equal(hooks().length, 2, "retried after a minute");
+    assert.ok(a.failing.has("webhook"), "still failing");
+    http.statusFor.delete("/hook/secret-hook-path");
+    clock.tick(60_000);
+    await a.tick();
+    assert.equal(hooks().length, 2, "the second retry waits two minutes");
+    clock.tick(60_000);
+    await a.tick();
+    assert.deepEqual(hooks(), ["opened", "opened", "opened"]);
+    assert.equal(a.failing.size, 0);
+    assert.ok(a.lastPushAt);
+    clock.tick(3600_000);
+    await a.tick();
+    assert.equal(hooks().length, 3, "delivered once: no more retries");
+    assert.equal(events.length, 1, "a retry is not a new event");
+  });
+
   it("an archive whose disk is away keeps incidents in memory and saves them when it is back", async function () {
     const events: DeliveredEvent[] = [];
     const errors: string[] = [];

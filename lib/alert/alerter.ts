@@ -50,6 +50,8 @@ export class Alerter {
   lastPushAt?: string;
   /** the channels whose last attempt failed, with why */
   readonly failing = new Map<string, string>();
+  /** notices a channel could not take, tried again at the ticks: after 1, 2, 4, 8, 16 and 32 minutes */
+  private retries: Array<{ key: string; notice: Notice; channels: Channel[]; attempt: number; nextAt: number }> = [];
 
   constructor(private readonly options: AlerterOptions) {
     this.book = new IncidentBook(emptyIncidentState(), options);
@@ -99,9 +101,36 @@ export class Alerter {
     return this.pingNow(ok ? "success" : "fail", text);
   }
 
-  /** Reminders and settled recoveries; call every minute or so. */
-  tick(): Promise<DeliveredEvent[]> {
-    return this.enqueue(() => this.book.tick(this.now()));
+  /** Reminders, settled recoveries and the retries of failed deliveries; call every minute or so. */
+  async tick(): Promise<DeliveredEvent[]> {
+    const events = await this.enqueue(() => this.book.tick(this.now()));
+    const retried = this.queue.then(() => this.retry());
+    this.queue = retried.catch((err) => this.options.onError?.(redact(messageOf(err), this.options.secrets)));
+    await this.queue;
+    return events;
+  }
+
+  /** Sends again what a channel could not take; gives up after the sixth attempt (the reminder comes anyway). */
+  private async retry(): Promise<void> {
+    const now = this.now().getTime();
+    const due = this.retries.filter((r) => r.nextAt <= now);
+    this.retries = this.retries.filter((r) => r.nextAt > now);
+    for (const r of due) {
+      const deliveries = this.note(await deliver(r.notice, r.channels));
+      const failed = r.channels.filter((_, i) => !deliveries[i].ok);
+      if (failed.length > 0 && r.attempt < 6) this.retries.push({ ...r, channels: failed, attempt: r.attempt + 1, nextAt: now + 2 ** r.attempt * 60_000 });
+    }
+  }
+
+  /** Keeps the status's picture of each channel and the last push; returns the deliveries without secrets. */
+  private note(deliveries: Delivery[]): Delivery[] {
+    const clean = deliveries.map((d) => (d.error ? { ...d, error: redact(d.error, this.options.secrets) } : d));
+    for (const d of clean) {
+      if (d.ok) this.failing.delete(d.channel);
+      else this.failing.set(d.channel, d.error ?? "failed");
+    }
+    if (clean.some((d) => d.ok)) this.lastPushAt = this.now().toISOString();
+    return clean;
   }
 
   /** Resolves when every queued change has been handled (for close and tests). */
@@ -139,12 +168,11 @@ export class Alerter {
   private async send(event: IncidentEvent): Promise<DeliveredEvent> {
     const o = this.options;
     const notice: Notice = noticeOf(event, { archive: o.archive, archivePath: o.archivePath, time: o.time }, o.secrets);
-    const deliveries = (await deliver(notice, o.channels)).map((d) => (d.error ? { ...d, error: redact(d.error, o.secrets) } : d));
-    for (const d of deliveries) {
-      if (d.ok) this.failing.delete(d.channel);
-      else this.failing.set(d.channel, d.error ?? "failed");
-    }
-    if (deliveries.some((d) => d.ok)) this.lastPushAt = this.now().toISOString();
+    const deliveries = this.note(await deliver(notice, o.channels));
+    // A newer notice of the same incident replaces an older one still waiting for a retry.
+    this.retries = this.retries.filter((r) => r.key !== event.key);
+    const failed = o.channels.filter((_, i) => !deliveries[i].ok);
+    if (failed.length > 0) this.retries.push({ key: event.key, notice, channels: failed, attempt: 1, nextAt: this.now().getTime() + 60_000 });
     const out: DeliveredEvent = { ...notice.event, archive: o.archive, title: notice.title, text: notice.text, deliveries };
     o.onEvent?.(out);
     return out;

@@ -31,14 +31,9 @@ export interface Incident extends Check {
 
 export type IncidentEventKind = "opened" | "reminder" | "resolved";
 
-export interface IncidentEvent {
+/** What is sent: the check as it stands, and where the incident is in its life. */
+export interface IncidentEvent extends Omit<Check, "origin"> {
   event: IncidentEventKind;
-  key: string;
-  code: string;
-  message: string;
-  source?: string;
-  sourceName?: string;
-  cause?: string;
   openedAt: string;
   at: string;
   /** for `resolved`: since when the check is good */
