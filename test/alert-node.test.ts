@@ -228,12 +228,19 @@ describe("node alert", function () {
   it("a half-filled channel is a clear error in the status and for every message", async function () {
     const archivePath = tempDir("tick-alert-archive-");
     const l = await load(flow({ archivePath, remoteDir: "/x", alert: { emailTo: "", emailFrom: "" } }));
-    const err = await new Promise<any>((resolve) => {
-      helper.getNode("alert").on("call:error", (call: any) => resolve(call));
-      l.alert.receive({ topic: "x", ok: false });
-    });
-    assert.match(String(err.args[0]), /e-mail needs a server, a From and a To address/);
+    const node = helper.getNode("alert");
+    const errors: any[] = [];
+    node.on("call:error", (call: any) => errors.push(call));
+    l.alert.receive({ topic: "x", ok: false });
+    await waitFor("the error", () => errors.length > 0);
+    assert.match(String(errors[0].args[0]), /e-mail needs a server, a From and a To address/);
     assert.equal(l.statuses.at(-1)?.fill, "red");
     assert.match(l.statuses.at(-1)?.text ?? "", /e-mail needs a server/);
+    // The catch node hands that error back to the alert node, which does not report it again (no loop).
+    const received = () => helper.log().getCalls().filter((c: any) => c.args[0].event === "node.alert.receive").length;
+    await waitFor("the catch node's copy", () => received() === 2);
+    await new Promise((r) => setTimeout(r, 300));
+    assert.equal(received(), 2);
+    assert.equal(errors.length, 1);
   });
 });

@@ -26,7 +26,8 @@ export = (RED: NodeAPI) => {
         setup = alertSetup(def, this.credentials ?? {});
       } catch (err) {
         this.status({ fill: "red", shape: "ring", text: messageOf(err) });
-        this.on("input", (_msg, _send, done) => reportFailure(this, err, done));
+        // Its own error coming back through a catch node is not reported again (no loop).
+        this.on("input", (msg, _send, done) => (fromSelf(msg, this.id) ? done() : reportFailure(this, err, done)));
         return;
       }
       const secrets = setup.secrets;
@@ -96,6 +97,10 @@ export = (RED: NodeAPI) => {
     },
   );
 };
+
+function fromSelf(msg: object, id: string): boolean {
+  return (msg as { error?: { source?: { id?: string } } }).error?.source?.id === id;
+}
 
 function hours(value: unknown, fallback: number): number {
   const n = Number(value);
