@@ -68,6 +68,7 @@ export = (RED: NodeAPI) => {
 
       let warnedIgnored = false;
       this.on("input", (msg, _send, done) => {
+        if (fromSelf(msg, this.id)) return done();
         alerter.input(msg as unknown as Record<string, unknown>).then(({ meaning }) => {
           if (meaning.kind === "ignored" && !warnedIgnored) {
             warnedIgnored = true;
