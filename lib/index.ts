@@ -10,3 +10,4 @@ export { HaLink, type HaLinkOptions, type HaLinkStatus } from "./health/ha-link"
 export { HealthTracker } from "./health/tracker";
 export { applyOutcome, catalogFigures, emptySnapshot, problemsOf, type HealthSnapshot, type ProblemReason } from "./health/snapshot";
 export { discoveryMessages, removalMessages, stateMessages, stateOf } from "./health/discovery";
+export { Alerter, IncidentBook, alertSetup, deliver, noticeOf, redact, type Channel, type DeliveredEvent, type Incident, type IncidentEvent } from "./alert";

@@ -161,7 +161,7 @@ async function request(channel: string, url: string, init: RequestInit): Promise
     res = await fetch(url, { ...init, redirect: "error", signal: AbortSignal.timeout(TIMEOUT_MS) });
   } catch (err) {
     const cause = (err as { cause?: { code?: string } }).cause?.code ?? (err as Error).name;
-    throw new ChannelFailed(channel, `cannot reach ${host} (${cause === "ENOTFOUND" || cause === "EAI_AGAIN" ? `${cause}: the name does not resolve` : cause})`);
+    throw new ChannelFailed(channel, `cannot reach ${host} (${cause === "ENOTFOUND" || cause.startsWith("EAI_") ? `${cause}: the name does not resolve` : cause})`);
   }
   await res.arrayBuffer().catch(() => undefined); // free the connection
   if (!res.ok) throw new ChannelFailed(channel, `${host} answered HTTP ${res.status} ${res.statusText}`.trim());
