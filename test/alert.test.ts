@@ -72,6 +72,28 @@ describe("alert: incident policy", function () {
     assert.deepEqual(done.map((e) => [e.event, e.flaps]), [["resolved", 9]]);
   });
 
+  it("a low disk that becomes critical is told once more (escalated); a level that flaps sends no storm", function () {
+    const book = new IncidentBook(emptyIncidentState(), policy);
+    const disk = (code: string) => ({ key: "health:DISK", code, message: code, origin: "health" as const });
+    const kinds: string[] = [];
+    let now = T0;
+    for (const code of ["DISK_LOW", "DISK_LOW", "DISK_CRITICAL", "DISK_LOW", "DISK_CRITICAL", "DISK_CRITICAL"]) {
+      kinds.push(...book.fail(disk(code), new Date((now += MIN))).map((e) => `${e.event}:${e.code}`));
+    }
+    assert.deepEqual(kinds, ["opened:DISK_LOW", "escalated:DISK_CRITICAL"]);
+    const n = noticeOf({ ...book.get("health:DISK")!, event: "escalated", at: new Date(now).toISOString() }, { archive: "ticks" });
+    assert.equal(n.title, "WORSE: disk critical (ticks)");
+    assert.equal(n.priority, "high");
+    // An incident that opened severe does not escalate.
+    const other = new IncidentBook(emptyIncidentState(), policy);
+    other.fail({ ...check, cause: "HOST_KEY_CHANGED" }, new Date(T0));
+    assert.deepEqual(other.fail({ ...check, cause: "HOST_KEY_CHANGED" }, new Date(T0 + MIN)), []);
+    // A connection failure that turns into a changed host key is news.
+    const pull = new IncidentBook(emptyIncidentState(), policy);
+    pull.fail({ ...check, cause: "CONNECT_FAILED" }, new Date(T0));
+    assert.deepEqual(pull.fail({ ...check, cause: "HOST_KEY_CHANGED" }, new Date(T0 + MIN)).map((e) => e.event), ["escalated"]);
+  });
+
   it("remindHours 0 never reminds", function () {
     const book = new IncidentBook(emptyIncidentState(), { remindHours: 0, settleMinutes: 5 });
     book.fail(check, new Date(T0));
@@ -91,6 +113,20 @@ describe("alert: checks from health and from messages", function () {
     assert.equal(caught.kind, "fail");
     assert.equal(caught.kind === "fail" && caught.check.key, "node:pull-1");
     assert.equal(caught.kind === "fail" && caught.check.sourceName, "sftp-pull");
+  });
+
+  it("the disk's warn and critical levels from disk-space reports are one check, health:DISK", function () {
+    const disk = (level: string, usedPercent: number): HealthOutcome => ({
+      kind: "disk", source: "disk-1", ok: level === "ok", at: new Date(T0).toISOString(),
+      report: { kind: "disk", finishedAt: new Date(T0).toISOString(), level, archiveDisk: { path: "/media/backup", mounted: true, free: 2 ** 30, total: 100 * 2 ** 30, usedPercent }, volume: {}, problems: level === "ok" ? [] : [{ code: `DISK_${level.toUpperCase()}`, message: "x" }] } as HealthOutcome["report"],
+    });
+    const at = { now: new Date(T0), staleHours: 0 };
+    let s = applyOutcome(emptySnapshot("ticks", new Date(T0)), disk("warn", 90));
+    assert.deepEqual(healthChecks(s, at).map((c) => [c.key, c.code]), [["health:DISK", "DISK_LOW"]]);
+    s = applyOutcome(s, disk("critical", 99));
+    assert.deepEqual(healthChecks(s, at).map((c) => [c.key, c.code]), [["health:DISK", "DISK_CRITICAL"]]);
+    s = applyOutcome(s, disk("ok", 50));
+    assert.deepEqual(healthChecks(s, at), []);
   });
 
   it("reads msg.topic with msg.ok, msg.ping, and says why anything else is ignored", function () {

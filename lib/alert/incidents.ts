@@ -27,9 +27,11 @@ export interface Incident extends Check {
   flaps: number;
   /** set while the check is good but has not been good for long enough to call the incident resolved */
   okSince?: string;
+  /** set once the incident has become severe after it opened (told once, so that a level that flaps sends no storm) */
+  escalated?: boolean;
 }
 
-export type IncidentEventKind = "opened" | "reminder" | "resolved";
+export type IncidentEventKind = "opened" | "escalated" | "reminder" | "resolved";
 
 /** What is sent: the check as it stands, and where the incident is in its life. */
 export interface IncidentEvent extends Omit<Check, "origin"> {
@@ -52,6 +54,13 @@ export interface PolicyOptions {
 export interface IncidentState {
   format: 1;
   incidents: Record<string, Incident>;
+}
+
+/** What makes an open incident news again: a disk now critical, a host key that changed, the archive disk gone or swapped. */
+const SEVERE = new Set(["DISK_CRITICAL", "HOST_KEY_CHANGED", "ARCHIVE_NOT_FOUND", "ARCHIVE_FS_CHANGED", "ARCHIVE_MISSING"]);
+
+function severe(c: { code: string; cause?: string }): boolean {
+  return SEVERE.has(c.code) || (c.cause !== undefined && SEVERE.has(c.cause));
 }
 
 export const DEFAULT_POLICY: PolicyOptions = { remindHours: 24, settleMinutes: 5 };
@@ -79,7 +88,10 @@ export class IncidentBook {
     return this.state.incidents[key];
   }
 
-  /** A check failed: opens an incident (one `opened` event), or keeps the open one up to date (no event). */
+  /**
+   * A check failed: opens an incident (one `opened` event), or keeps the open one up to date (no
+   * event; one `escalated` event the first time it turns severe, such as a low disk becoming critical).
+   */
   fail(check: Check, now: Date): IncidentEvent[] {
     const at = now.toISOString();
     const known = this.state.incidents[check.key];
@@ -92,9 +104,13 @@ export class IncidentBook {
       known.flaps++;
       delete known.okSince;
     }
+    const worse = !known.escalated && !severe(known) && severe(check);
     // The newest words for the same check (a disk going from low to critical, a different error).
     Object.assign(known, { code: check.code, message: check.message, cause: check.cause, sourceName: check.sourceName ?? known.sourceName, lastFailAt: at });
-    return [];
+    if (!worse) return [];
+    known.escalated = true;
+    known.lastNoticeAt = at;
+    return [eventOf("escalated", known, at)];
   }
 
   /** A check is good again: its incident resolves once that has lasted settleMinutes (see tick). */

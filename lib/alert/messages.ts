@@ -5,7 +5,7 @@ import type { IncidentEvent } from "./incidents";
 export interface Notice {
   title: string;
   text: string;
-  /** opened: high; reminder: default; resolved: low */
+  /** opened, escalated: high; reminder: default; resolved: low */
   priority: "high" | "default" | "low";
   event: IncidentEvent;
 }
@@ -50,13 +50,14 @@ export function noticeOf(event: IncidentEvent, ctx: NoticeContext, secrets: read
     title = `RESOLVED: ${label} (${ctx.archive})`;
     lines.push(`Recovered: ${label}.`, `It failed from ${time(event.openedAt)} until ${time(event.resolvedAt ?? event.at)} (${span(event.openedAt, event.resolvedAt ?? event.at)}).`, `Last problem was: ${event.message}`);
   } else {
-    title = `${event.event === "reminder" ? "STILL FAILING" : "PROBLEM"}: ${label} (${ctx.archive})`;
+    const head = event.event === "reminder" ? "STILL FAILING" : event.event === "escalated" ? "WORSE" : "PROBLEM";
+    title = `${head}: ${label} (${ctx.archive})`;
     lines.push(event.message, `Since: ${time(event.openedAt)}${event.event === "reminder" ? ` (${span(event.openedAt, event.at)}; reminder ${event.reminders})` : ""}`);
     lines.push(`What to do: ${adviceFor(event.code, event.cause)}`);
   }
   lines.push(`Archive: ${ctx.archive}${ctx.archivePath ? ` (${ctx.archivePath})` : ""}${where ? ` · node: ${where}` : ""}`);
   if (event.flaps > 0) lines.push(`The check came good and failed again ${event.flaps} time(s) meanwhile.`);
-  const priority = event.event === "opened" ? "high" : event.event === "reminder" ? "default" : "low";
+  const priority = event.event === "opened" || event.event === "escalated" ? "high" : event.event === "reminder" ? "default" : "low";
   return { title: redact(title, secrets), text: redact(lines.join("\n"), secrets), priority, event: redactEvent(event, secrets) };
 }
 
