@@ -259,6 +259,23 @@ describe("alert: channels against real receivers on 127.0.0.1", function () {
     }
   });
 
+  it("STARTTLS is required by default: a server without it gets no password in the clear", async function () {
+    const smtp = await startSmtpSink({ user: "backup", password: "never-in-clear-1" }); // offers no STARTTLS
+    try {
+      const [d] = await deliver(notice, [emailChannel({ host: "127.0.0.1", port: smtp.port, security: "starttls", user: "backup", password: "never-in-clear-1", from: "a@b.example", to: "c@d.example" })]);
+      assert.equal(d.ok, false);
+      assert.match(d.error!, /^email: 127\.0\.0\.1:\d+ /);
+      assert.match(d.error!, /STARTTLS/);
+      assert.deepEqual(smtp.logins, [], "no login was tried without TLS");
+      const [tls] = await deliver(notice, [emailChannel({ host: "127.0.0.1", port: smtp.port, security: "tls", user: "backup", password: "never-in-clear-1", from: "a@b.example", to: "c@d.example" })]);
+      assert.match(tls.error!, /the server does not speak TLS on this port/);
+      assert.deepEqual(smtp.logins, []);
+      assert.equal(smtp.mails.length, 0);
+    } finally {
+      await smtp.stop();
+    }
+  });
+
   it("half-filled channels are clear configuration errors", function () {
     assert.throws(() => alertSetup({ emailHost: "smtp.example" }, {}), /e-mail needs a server, a From and a To/);
     assert.throws(() => alertSetup({ emailHost: "smtp.example", emailFrom: "a@b", emailTo: "c@d", emailPort: "70000" }, {}), /not a port number/);

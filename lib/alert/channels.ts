@@ -65,7 +65,8 @@ export function emailChannel(o: EmailOptions): Channel {
         await transport.sendMail({ from: o.from, to: o.to, subject: n.title, text: n.text, priority: n.priority === "high" ? "high" : "normal" });
       } catch (err) {
         const code = (err as { code?: string; responseCode?: number }).responseCode ?? (err as { code?: string }).code;
-        throw new ChannelFailed("email", `${o.host}:${o.port} ${code ? `(${code}) ` : ""}${firstLine(messageOf(err))}`);
+        const text = /wrong version number/i.test(messageOf(err)) ? "the server does not speak TLS on this port (port 587 usually wants STARTTLS)" : firstLine(messageOf(err));
+        throw new ChannelFailed("email", `${o.host}:${o.port} ${code ? `(${code}) ` : ""}${text}`);
       }
     },
   };
