@@ -225,6 +225,37 @@ describe("node alert", function () {
     assert.ok(warnings.some((w: string) => /not delivered: webhook: 127\.0\.0\.1:\d+ answered HTTP 500/.test(w)));
   });
 
+  it("the example flow: its test injects reach the alert node, which opens and resolves an incident named test", async function () {
+    const example = JSON.parse(fs.readFileSync(path.join(__dirname, "..", "..", "examples", "tick-backup.json"), "utf8")) as any[];
+    const archivePath = tempDir("tick-alert-archive-");
+    const nodes = example
+      .filter((n) => !["ha-mqtt", "sftp-pull", "disk-space"].includes(n.type))
+      .map((n) => (n.type === "backup-archive" ? { ...n, path: archivePath, ha: "" } : n.type === "debug" ? { ...n, type: "helper" } : n));
+    const alertInFlow = nodes.find((n) => n.type === "alert");
+    const [catchNode] = nodes.filter((n) => n.type === "catch");
+    assert.deepEqual(catchNode.wires, [[alertInFlow.id]], "the catch node is wired to the alert node");
+    const injects = nodes.filter((n) => n.type === "inject" && n.wires[0]?.includes(alertInFlow.id));
+    assert.deepEqual(injects.map((n) => n.name).sort(), ["test alert: fail", "test alert: ok"]);
+    const core = (f: string) => require(require.resolve(`@node-red/nodes/core/common/${f}`));
+    await helper.load([serverNode, archiveNode, alertNode, core("20-inject.js"), core("90-comment.js")], nodes, {});
+    const debug = helper.getNode(alertInFlow.wires[0][0]);
+    if (!debug) throw new Error(helper.log().getCalls().map((c: any) => JSON.stringify(c.args[0]).slice(0, 300)).join("\n"));
+    const events: any[] = [];
+    debug.on("input", (m: any) => events.push(m.payload));
+    clock = sinon.useFakeTimers({ now: Date.now(), toFake: ["Date"] });
+    const byName = (name: string) => helper.getNode(injects.find((n) => n.name === name).id);
+    byName("test alert: fail").receive({});
+    await waitFor("the opened event", () => events.find((e) => e.event === "opened"));
+    assert.equal(events[0].key, "topic:test");
+    assert.deepEqual(events[0].deliveries, [], "no channel configured in the example");
+    byName("test alert: ok").receive({});
+    await new Promise((r) => setTimeout(r, 200));
+    clock.tick(5 * 60_000);
+    byName("test alert: ok").receive({});
+    const resolved = await waitFor("the resolved event", () => events.find((e) => e.event === "resolved"));
+    assert.equal(resolved.key, "topic:test");
+  });
+
   it("a half-filled channel is a clear error in the status and for every message", async function () {
     const archivePath = tempDir("tick-alert-archive-");
     const l = await load(flow({ archivePath, remoteDir: "/x", alert: { emailTo: "", emailFrom: "" } }));
