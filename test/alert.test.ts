@@ -208,6 +208,10 @@ describe("alert: channels against real receivers on 127.0.0.1", function () {
     const ha = byPath.get("/api/services/notify/mobile_app_pixel_7")!;
     assert.equal(ha.headers.authorization, "Bearer ha-long-lived-token");
     assert.deepEqual(ha.json, { title: notice.title, message: notice.text, data: { tag: "tick-backup-health_DISK", group: "tick-backup" } });
+
+    // Another notify platform (Telegram, e-mail through HA …) gets title and message only.
+    await deliver(notice, [homeAssistantChannel({ url: http.url, token: "ha-long-lived-token", service: "telegram_me" })]);
+    assert.deepEqual(http.requests.find((r) => r.path === "/api/services/notify/telegram_me")!.json, { title: notice.title, message: notice.text });
   });
 
   it("in the Home Assistant add-on, SUPERVISOR_TOKEN and http://supervisor/core are used when URL and token are empty", function () {

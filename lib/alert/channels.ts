@@ -137,9 +137,11 @@ export function homeAssistantChannel(o: HomeAssistantOptions): Channel {
   return {
     name: "home-assistant",
     async send(n) {
-      // The tag makes the phone replace the incident's earlier notification (the recovery replaces the alarm).
-      const data = { tag: `tick-backup-${n.event.key}`.replace(/[^A-Za-z0-9_-]/g, "_"), group: "tick-backup" };
-      await postJson("home-assistant", `${o.url.replace(/\/+$/, "")}/api/services/notify/${service}`, { title: n.title, message: n.text, data }, o.token);
+      // For the companion app, the tag makes the phone replace the incident's earlier notification (the
+      // recovery replaces the alarm); other notify platforms may refuse data they do not know.
+      const body: Record<string, unknown> = { title: n.title, message: n.text };
+      if (service.startsWith("mobile_app_")) body.data = { tag: `tick-backup-${n.event.key}`.replace(/[^A-Za-z0-9_-]/g, "_"), group: "tick-backup" };
+      await postJson("home-assistant", `${o.url.replace(/\/+$/, "")}/api/services/notify/${service}`, body, o.token);
     },
   };
 }
