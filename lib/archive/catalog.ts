@@ -151,7 +151,14 @@ export class Catalog {
     await this.flushing;
     if (!force && this.journalLines < COMPACT_AFTER) return;
     const records = [...this.records.values()].sort((a, b) => (a.path < b.path ? -1 : 1));
-    await writeFileAtomic(path.join(this.stateDir, SNAPSHOT), JSON.stringify({ format: FORMAT, records }));
+    // The same text as JSON.stringify({ format, records }), built in slices so that a big catalog
+    // does not hold up the event loop in one piece.
+    const parts: string[] = [];
+    for (let i = 0; i < records.length; i += 2000) {
+      if (i > 0) await new Promise((r) => setImmediate(r));
+      parts.push(records.slice(i, i + 2000).map((r) => JSON.stringify(r)).join(","));
+    }
+    await writeFileAtomic(path.join(this.stateDir, SNAPSHOT), `{"format":${FORMAT},"records":[${parts.join(",")}]}`);
     // A crash here replays the old journal over the new snapshot: whole records, so no harm.
     await writeFileAtomic(path.join(this.stateDir, JOURNAL), "");
     this.journalLines = 0;
