@@ -128,9 +128,10 @@ export async function scrub(options: ScrubOptions): Promise<VerifyReport> {
   await saveScrubState(archive.stateDir, next);
   report.lastFullProofAt = next.lastFullProofAt;
   // One short update at the end: the marks of the files read, and the manifests from the catalog.
+  // Marks change no path, hash or state, so the manifests are written while the marks' journal
+  // write is synced.
   await archive.update(async (cat) => {
-    await markIn(cat, [...verified.splice(0).map((record): Mark => ({ record, result: "ok", at: verifiedAt })), ...marks]);
-    await writeManifests(archive.stateDir, cat.all());
+    await Promise.all([markIn(cat, [...verified.splice(0).map((record): Mark => ({ record, result: "ok", at: verifiedAt })), ...marks]), writeManifests(archive.stateDir, cat.all())]);
   });
   report.coverage.percent = report.coverage.totalFiles ? Math.round((report.coverage.files / report.coverage.totalFiles) * 1000) / 10 : 100;
   return finish(report, started);
