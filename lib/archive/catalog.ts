@@ -150,6 +150,7 @@ export class Catalog {
   async compact(force = false): Promise<void> {
     await this.flushing;
     if (!force && this.journalLines < COMPACT_AFTER) return;
+    const linesBefore = this.journalLines;
     const records = [...this.records.values()].sort((a, b) => (a.path < b.path ? -1 : 1));
     // The same text as JSON.stringify({ format, records }), built in slices so that a big catalog
     // does not hold up the event loop in one piece.
@@ -159,6 +160,8 @@ export class Catalog {
       parts.push(records.slice(i, i + 2000).map((r) => JSON.stringify(r)).join(","));
     }
     await writeFileAtomic(path.join(this.stateDir, SNAPSHOT), `{"format":${FORMAT},"records":[${parts.join(",")}]}`);
+    // A record committed meanwhile is only in the journal: keep it (replaying it is harmless).
+    if (this.flushing || this.pending.length > 0 || this.journalLines !== linesBefore) return;
     // A crash here replays the old journal over the new snapshot: whole records, so no harm.
     await writeFileAtomic(path.join(this.stateDir, JOURNAL), "");
     this.journalLines = 0;
