@@ -8,7 +8,7 @@ import { connect, type ServerConfig, type SftpSession } from "../sftp/connect";
 import { HashWorker, hashFiles, type HashResult } from "./hasher";
 import { writeManifests } from "./manifest";
 import { fetchCopy, placeCopy, quarantine } from "./repair";
-import { extraFiles, filesOnDisk, type Checked } from "./select";
+import type { Checked } from "./select";
 import { blankVerifyReport, finish, type VerifyProgress, type VerifyReport } from "./report";
 import { loadScrubState, recordProof, saveScrubState } from "./schedule";
 
@@ -48,12 +48,9 @@ export async function scrub(options: ScrubOptions): Promise<VerifyReport> {
   const tell = (p: Omit<VerifyProgress, "elapsedMs">) => options.onProgress?.({ ...p, elapsedMs: Date.now() - started });
 
   tell({ phase: "listing", files: 0, filesTotal: 0, bytes: 0, bytesTotal: 0 });
-  // One worker for the run (catalog load, then hashing); the tree walk for extra files runs here
-  // meanwhile, its reads on the thread pool.
-  const walking = filesOnDisk(archive.root);
-  walking.catch(() => undefined); // awaited below; not unhandled when the selection fails first
-  const selection = { root: archive.root, stateDir: archive.stateDir, t, n, full: mode === "full", walk: false };
+  // One worker for the run: the plan (catalog load, partition, walk for extra files), then the hashing.
   let records: Checked[] = [];
+  let extra: string[] = [];
   let bytesTotal = 0;
   let filesDone = 0;
   let lastTell = 0;
@@ -62,8 +59,9 @@ export async function scrub(options: ScrubOptions): Promise<VerifyReport> {
   const verifiedAt = now().toISOString();
   const worker = new HashWorker();
   try {
-    const selected = await worker.select(selection, options.signal);
+    const selected = await worker.select({ root: archive.root, stateDir: archive.stateDir, t, n, full: mode === "full" }, options.signal);
     records = selected.records;
+    extra = selected.extra;
     report.coverage.totalFiles = selected.totalFiles;
     bytesTotal = records.reduce((s, r) => s + r.size, 0);
     await worker.hash(
@@ -95,7 +93,7 @@ export async function scrub(options: ScrubOptions): Promise<VerifyReport> {
   } finally {
     await worker.close();
   }
-  report.extra = extraFiles(await walking, selection, records);
+  report.extra = extra;
   report.counts.extra = report.extra.length;
   for (const rel of report.extra) report.problems.push({ code: "EXTRA_FILE", path: rel, message: `${rel} is in the archive folder but not in the catalog (copied in by hand?)` });
 

@@ -12,8 +12,6 @@ export interface Selection {
   t: number;
   n: number;
   full: boolean;
-  /** false: leave the tree walk for extra files to the caller (extraFiles), which can run it meanwhile */
-  walk?: boolean;
 }
 
 /** The fields a run needs of a record: little to copy between threads. */
@@ -42,21 +40,12 @@ export async function selectFiles(sel: Selection): Promise<Selected> {
       const copies = (r as FileRecord & { copies?: Record<string, unknown> }).copies;
       return copies ? { path: r.path, size: r.size, sha256: r.sha256, copies } : { path: r.path, size: r.size, sha256: r.sha256 };
     });
-  const extra = sel.walk === false ? [] : (await filesOnDisk(sel.root)).filter((rel) => !catalog.get(rel) && inPart(rel));
+  const extra = (await filesOnDisk(sel.root)).filter((rel) => !catalog.get(rel) && inPart(rel));
   return { records, totalFiles: catalog.size, extra };
 }
 
-/**
- * The extra files of a selection from a walk of the tree (filesOnDisk) and the selection's records:
- * the catalog's records in the partition are exactly the selected ones, so they suffice to tell.
- */
-export function extraFiles(onDisk: string[], sel: Pick<Selection, "t" | "n" | "full">, records: Checked[]): string[] {
-  const known = new Set(records.map((r) => r.path));
-  return onDisk.filter((rel) => !known.has(rel) && (sel.full || partitionOf(rel, sel.t) === sel.n));
-}
-
 /** Every regular file under the archive root, outside the state area, as archive-relative paths. */
-export async function filesOnDisk(root: string): Promise<string[]> {
+async function filesOnDisk(root: string): Promise<string[]> {
   const out: string[] = [];
   const walk = async (rel: string): Promise<void> => {
     let entries;
