@@ -7,8 +7,9 @@
  * a. one big file:     `openssl dgst -sha256` (uses the CPU's SHA instructions) vs a full scrub
  * b. many small files: `sha256sum` over all of them (find | xargs) vs a full scrub (which also
  *                      walks the tree for extra files, marks the catalog and rewrites SHA256SUMS)
- * c. hashing during a pull: a pull from a loopback sshd, and the time SHA-256 of the same bytes
- *                      takes on this machine, as a share of the pull's time
+ * c. hashing during a pull: a pull from a loopback sshd under the V8 profiler; the time its thread
+ *                      spent in SHA-256 (profiled, same bytes, same thread, same run) as a share of
+ *                      the pull's time, and beside it SHA-256 of as many bytes alone on this machine
  * d. SHA256SUMS rewrite for the 20,000-file catalog (what every pull adds)
  * Every scrub runs in a child process (bench/verify-runner.ts): its p99 event-loop delay, peak RSS
  * and CPU are its own. Warm page cache (the data was just written, then `sync`); every case runs 3
@@ -46,8 +47,8 @@ function run(cmd: string, args: string[], input?: string, options: { cwd?: strin
   });
 }
 
-async function runner<T>(file: string, job: object): Promise<T> {
-  const r = await run(process.execPath, [path.join(__dirname, file)], JSON.stringify(job));
+async function runner<T>(file: string, job: object, nodeArgs: string[] = []): Promise<T> {
+  const r = await run(process.execPath, [...nodeArgs, path.join(__dirname, file)], JSON.stringify(job));
   if (r.code !== 0) throw new Error(`${file} failed: ${r.stderr}`);
   return JSON.parse(r.stdout.trim()) as T;
 }
@@ -68,6 +69,31 @@ async function catalogArchive(dir: string, entries: Array<{ rel: string; size: n
   const at = new Date().toISOString();
   const records: FileRecord[] = entries.map((e) => ({ path: e.rel, size: e.size, mtime: 0, sha256: e.sha256, state: "final", firstPulledAt: at, pulledAt: at }));
   await archive.withLock((cat) => cat.commit(...records));
+}
+
+/**
+ * Milliseconds the profiled process spent inside SHA-256 (node:crypto Hash update/digest and what
+ * they call), from a V8 CPU profile (--cpu-prof): sampled, so exact to about the sampling interval.
+ */
+function hashMsInProfile(file: string): number {
+  const prof = JSON.parse(fs.readFileSync(file, "utf8")) as {
+    nodes: Array<{ id: number; callFrame: { functionName: string; url: string }; children?: number[] }>;
+    samples: number[];
+    timeDeltas: number[];
+  };
+  const parent = new Map<number, number>();
+  for (const node of prof.nodes) for (const c of node.children ?? []) parent.set(c, node.id);
+  const isHash = new Set(prof.nodes.filter((nd) => /internal\/crypto\/hash/.test(nd.callFrame.url) && /^(update|digest)$/.test(nd.callFrame.functionName)).map((nd) => nd.id));
+  let us = 0;
+  prof.samples.forEach((id, i) => {
+    for (let cur: number | undefined = id; cur !== undefined; cur = parent.get(cur)) {
+      if (isHash.has(cur)) {
+        us += prof.timeDeltas[i] ?? 0;
+        break;
+      }
+    }
+  });
+  return us / 1000;
 }
 
 /** The fastest of REPEAT runs: on a shared machine the slow ones measure the neighbours, not the tool. */
@@ -142,7 +168,12 @@ async function main(): Promise<void> {
       const pullDir = path.join(work, "pull");
       fs.mkdirSync(pullDir);
       const job: RunnerJob = { server: { host: sshd.host, port: sshd.port, username: sshd.username, privateKey: sshd.privateKey, hostFingerprint: sshd.hostFingerprint }, archiveDir: pullDir, remoteDir: remote };
-      const pulled = await runner<RunnerResult>("pull-runner.js", job);
+      // The pull runs under the V8 profiler: the time its own thread spends in SHA-256, on the
+      // pulled bytes, during the run, is the hashing's cost (the pull hashes as it receives).
+      const profDir = path.join(work, "prof");
+      const pulled = await runner<RunnerResult>("pull-runner.js", job, ["--cpu-prof", `--cpu-prof-dir=${profDir}`]);
+      const profiles = fs.readdirSync(profDir).filter((f) => f.endsWith(".cpuprofile"));
+      const hashInPullMs = profiles.reduce((sum, f) => sum + hashMsInProfile(path.join(profDir, f)), 0);
       const buf = crypto.randomBytes(64 * MiB);
       const t0 = process.hrtime.bigint();
       const h = crypto.createHash("sha256");
@@ -150,7 +181,8 @@ async function main(): Promise<void> {
       h.digest();
       const hashMs = Number(process.hrtime.bigint() - t0) / 1e6;
       rows.push({ case: "c pull of one file", tool: "pull (ours, hashing inline)", ms: pulled.durationMs, mbps: mbps(SIZES.pull, pulled.durationMs), maxRssMB: pulled.maxRssMB });
-      rows.push({ case: "c pull of one file", tool: "sha256 of the same bytes", ms: Math.round(hashMs), sharePercent: Math.round((hashMs / pulled.durationMs) * 1000) / 10 });
+      rows.push({ case: "c pull of one file", tool: "SHA-256 inside the pull (profiled)", ms: Math.round(hashInPullMs), sharePercent: Math.round((hashInPullMs / pulled.durationMs) * 1000) / 10 });
+      rows.push({ case: "c pull of one file", tool: "SHA-256 of as many bytes, alone", ms: Math.round(hashMs), aloneSharePercent: Math.round((hashMs / pulled.durationMs) * 1000) / 10 });
     } finally {
       await sshd.stop();
     }
@@ -164,7 +196,7 @@ async function main(): Promise<void> {
       { target: "… the hashing alone (worker) vs sha256sum", value: ratioSmallHash, met: ratioSmallHash <= 1.2 },
       { target: "p99 event-loop delay ≤ 50 ms during the scrubs", value: Math.max(oursBig.p99DelayMs, oursSmall.p99DelayMs), met: Math.max(oursBig.p99DelayMs, oursSmall.p99DelayMs) <= 50 },
       { target: "peak RSS ≤ 150 MB", value: Math.max(oursBig.maxRssMB, oursSmall.maxRssMB), met: Math.max(oursBig.maxRssMB, oursSmall.maxRssMB) <= 150 },
-      { target: "hashing during the pull ≤ 10 % of its time", value: rows.find((r) => r.sharePercent !== undefined)?.sharePercent, met: Number(rows.find((r) => r.sharePercent !== undefined)?.sharePercent) <= 10 },
+      { target: "hashing during the pull ≤ 10 % of its time (profiled in the pull)", value: rows.find((r) => r.sharePercent !== undefined)?.sharePercent, met: Number(rows.find((r) => r.sharePercent !== undefined)?.sharePercent) <= 10 },
     ];
     console.table(targets);
     fs.mkdirSync(path.dirname(OUT_FILE), { recursive: true });

@@ -73,6 +73,33 @@ describe("archive", () => {
       assert.equal(again.get("f299")?.size, 299);
     });
 
+    it("compacts after 2,000 journal lines, counted per record, not per commit", async () => {
+      const dir = tempDir();
+      const cat = await Catalog.load(dir, { writable: true });
+      await cat.commit(...Array.from({ length: 1999 }, (_, i) => record(`f${i}`)));
+      await cat.compact();
+      assert.equal(fs.existsSync(path.join(dir, "catalog.json")), false, "1,999 lines: no compaction yet");
+      await cat.commit(record("last"));
+      await cat.compact();
+      assert.equal(fs.readFileSync(path.join(dir, "catalog.journal"), "utf8"), "");
+      const snapshot = JSON.parse(fs.readFileSync(path.join(dir, "catalog.json"), "utf8")) as { format: number; records: FileRecord[] };
+      assert.equal(snapshot.format, 1);
+      assert.equal(snapshot.records.length, 2000);
+    });
+
+    it("keeps a record committed while a compaction is writing the snapshot", async () => {
+      const dir = tempDir();
+      const cat = await Catalog.load(dir, { writable: true });
+      await cat.commit(...Array.from({ length: 6000 }, (_, i) => record(`f${String(i).padStart(5, "0")}`)));
+      const compacting = cat.compact(true);
+      await new Promise((r) => setImmediate(r)); // the compaction has taken its records and yields between slices
+      await cat.commit(record("late", 7));
+      await compacting;
+      const again = await Catalog.load(dir);
+      assert.equal(again.size, 6001);
+      assert.equal(again.get("late")?.size, 7);
+    });
+
     it("ignores a torn last journal line (a crash mid-write) and keeps everything before it", async () => {
       const dir = tempDir();
       const cat = await Catalog.load(dir, { writable: true });

@@ -40,81 +40,129 @@ export async function hashFiles(
   options: { signal?: AbortSignal; onBytes?: (n: number) => void; onResults: (results: HashResult[]) => Promise<void> | void },
 ): Promise<void> {
   if (jobs.length === 0) return;
-  const batches: HashJob[][] = [];
-  let current: HashJob[] = [];
-  let bytes = 0;
-  for (const job of jobs) {
-    current.push({ id: job.id, rel: job.rel, length: job.length });
-    bytes += job.expect;
-    if (current.length >= BATCH_FILES || bytes >= BATCH_BYTES) {
-      batches.push(current);
-      current = [];
-      bytes = 0;
-    }
-  }
-  if (current.length > 0) batches.push(current);
-
-  const worker = new Worker(path.join(__dirname, "hash-worker.js"));
+  const worker = new HashWorker();
   try {
-    await new Promise<void>((resolve, reject) => {
-      let sent = 0;
-      let done = 0;
-      let failed = false;
-      let chain = Promise.resolve();
-      const fail = (err: unknown) => {
-        if (failed) return;
-        failed = true;
-        reject(err);
-      };
-      const send = () => {
-        if (sent < batches.length) worker.postMessage({ seq: sent, root, jobs: batches[sent++] });
-      };
-      const onAbort = () => fail(new Aborted());
-      options.signal?.addEventListener("abort", onAbort, { once: true });
-      worker.on("error", fail);
-      worker.on("exit", (code) => fail(new Error(`hash worker exited (code ${code})`)));
-      worker.on("message", (reply: WorkerReply) => {
-        if (failed) return;
-        if ("progress" in reply) return options.onBytes?.(reply.progress);
-        send();
-        for (const r of reply.results) options.onBytes?.((r.hashed ?? 0) - (r.reported ?? 0));
-        // Results are handed over in order; the worker goes on hashing meanwhile.
-        chain = chain.then(() => (failed ? undefined : options.onResults(reply.results)));
-        chain.then(() => {
-          if (++done === batches.length) {
-            options.signal?.removeEventListener("abort", onAbort);
-            failed = true; // settled: the exit event that follows is ours
-            resolve();
-          }
-        }, fail);
-      });
-      if (options.signal?.aborted) return onAbort();
-      send();
-      send();
-    });
+    await worker.hash(root, jobs, options);
   } finally {
-    await worker.terminate();
+    await worker.close();
   }
 }
 
 /** Picks a run's files (catalog load, partition, tree walk for extra files) in a worker thread. */
 export async function selectInWorker(selection: Selection, signal?: AbortSignal): Promise<Selected> {
-  const worker = new Worker(path.join(__dirname, "hash-worker.js"));
+  const worker = new HashWorker();
   try {
-    return await new Promise<Selected>((resolve, reject) => {
-      const onAbort = () => reject(new Aborted());
+    return await worker.select(selection, signal);
+  } finally {
+    await worker.close();
+  }
+}
+
+/**
+ * One worker thread for a whole run: it picks the files, then hashes them, so a run starts one
+ * thread (and loads its modules) once. After a failed or aborted step it takes no more work.
+ */
+export class HashWorker {
+  private readonly worker = new Worker(path.join(__dirname, "hash-worker.js"));
+  private seq = 0;
+  private broken = false;
+
+  /** Runs one exchange with the worker: `start` sends, `onMessage` answers; listeners live as long as the step. */
+  private step<T, R>(signal: AbortSignal | undefined, start: () => void, onMessage: (reply: R, settle: { resolve: (v: T) => void; fail: (err: unknown) => void }) => void): Promise<T> {
+    if (this.broken) return Promise.reject(new Error("hash worker is no longer usable after a failed step"));
+    return new Promise<T>((resolve, reject) => {
+      let settled = false;
+      const cleanup = () => {
+        settled = true;
+        signal?.removeEventListener("abort", onAbort);
+        this.worker.off("error", fail).off("exit", onExit).off("message", message);
+      };
+      const fail = (err: unknown) => {
+        if (settled) return;
+        this.broken = true;
+        cleanup();
+        reject(err);
+      };
+      const onAbort = () => fail(new Aborted());
+      const onExit = (code: number) => fail(new Error(`hash worker exited (code ${code})`));
+      const settle = {
+        resolve: (v: T) => {
+          if (settled) return;
+          cleanup();
+          resolve(v);
+        },
+        fail,
+      };
+      const message = (reply: R) => {
+        if (!settled) onMessage(reply, settle);
+      };
       if (signal?.aborted) return onAbort();
       signal?.addEventListener("abort", onAbort, { once: true });
-      worker.on("error", reject);
-      worker.on("exit", (code) => reject(new Error(`worker exited (code ${code})`)));
-      worker.on("message", (reply: { selected: Selected } | { error: { code: string; message: string } }) => {
-        signal?.removeEventListener("abort", onAbort);
-        if ("error" in reply) reject(new BackupError(reply.error.code, reply.error.message));
-        else resolve(reply.selected);
-      });
-      worker.postMessage({ select: selection });
+      this.worker.on("error", fail).on("exit", onExit).on("message", message);
+      start();
     });
-  } finally {
-    await worker.terminate();
+  }
+
+  select(selection: Selection, signal?: AbortSignal): Promise<Selected> {
+    return this.step<Selected, { selected: Selected } | { error: { code: string; message: string } }>(
+      signal,
+      () => this.worker.postMessage({ select: selection }),
+      (reply: { selected: Selected } | { error: { code: string; message: string } }, { resolve, fail }) => {
+        if ("error" in reply) fail(new BackupError(reply.error.code, reply.error.message));
+        else resolve(reply.selected);
+      },
+    );
+  }
+
+  async hash(
+    root: string,
+    jobs: Array<HashJob & { expect: number }>,
+    options: { signal?: AbortSignal; onBytes?: (n: number) => void; onResults: (results: HashResult[]) => Promise<void> | void },
+  ): Promise<void> {
+    if (jobs.length === 0) return;
+    const batches: HashJob[][] = [];
+    let current: HashJob[] = [];
+    let bytes = 0;
+    for (const job of jobs) {
+      current.push({ id: job.id, rel: job.rel, length: job.length });
+      bytes += job.expect;
+      if (current.length >= BATCH_FILES || bytes >= BATCH_BYTES) {
+        batches.push(current);
+        current = [];
+        bytes = 0;
+      }
+    }
+    if (current.length > 0) batches.push(current);
+
+    const first = this.seq;
+    this.seq += batches.length;
+    let sent = 0;
+    let done = 0;
+    let chain = Promise.resolve();
+    const send = () => {
+      if (sent < batches.length) this.worker.postMessage({ seq: first + sent, root, jobs: batches[sent++] });
+    };
+    await this.step<void, WorkerReply>(
+      options.signal,
+      () => {
+        send();
+        send();
+      },
+      (reply: WorkerReply, { resolve, fail }) => {
+        if ("progress" in reply) return options.onBytes?.(reply.progress);
+        send();
+        for (const r of reply.results) options.onBytes?.((r.hashed ?? 0) - (r.reported ?? 0));
+        // Results are handed over in order; the worker goes on hashing meanwhile.
+        chain = chain.then(() => (this.broken ? undefined : options.onResults(reply.results)));
+        chain.then(() => {
+          if (++done === batches.length) resolve();
+        }, fail);
+      },
+    );
+  }
+
+  async close(): Promise<void> {
+    this.broken = true;
+    await this.worker.terminate();
   }
 }

@@ -5,7 +5,7 @@ import type { Archive } from "../archive/archive";
 import type { Catalog, FileRecord } from "../archive/catalog";
 import { Aborted, ConfigError, messageOf } from "../errors";
 import { connect, type ServerConfig, type SftpSession } from "../sftp/connect";
-import { hashFiles, selectInWorker, type HashResult } from "./hasher";
+import { HashWorker, hashFiles, type HashResult } from "./hasher";
 import { writeManifests } from "./manifest";
 import { fetchCopy, placeCopy, quarantine } from "./repair";
 import type { Checked } from "./select";
@@ -48,44 +48,54 @@ export async function scrub(options: ScrubOptions): Promise<VerifyReport> {
   const tell = (p: Omit<VerifyProgress, "elapsedMs">) => options.onProgress?.({ ...p, elapsedMs: Date.now() - started });
 
   tell({ phase: "listing", files: 0, filesTotal: 0, bytes: 0, bytesTotal: 0 });
-  const { records, totalFiles, extra } = await selectInWorker({ root: archive.root, stateDir: archive.stateDir, t, n, full: mode === "full" }, options.signal);
-  report.coverage.totalFiles = totalFiles;
-  report.extra = extra;
-  report.counts.extra = report.extra.length;
-  for (const rel of report.extra) report.problems.push({ code: "EXTRA_FILE", path: rel, message: `${rel} is in the archive folder but not in the catalog (copied in by hand?)` });
-
-  const bytesTotal = records.reduce((s, r) => s + r.size, 0);
+  // One worker for the run: the plan (catalog load, partition, walk for extra files), then the hashing.
+  let records: Checked[] = [];
+  let extra: string[] = [];
+  let bytesTotal = 0;
   let filesDone = 0;
   let lastTell = 0;
   const suspects: Array<{ record: Checked; verdict: Verdict }> = [];
   const verified: Checked[] = [];
   const verifiedAt = now().toISOString();
-  await hashFiles(
-    archive.root,
-    records.map((r, id) => ({ id, rel: r.path, length: r.size, expect: r.size })),
-    {
-      signal: options.signal,
-      onBytes: (b) => {
-        report.bytes += b;
-        if (Date.now() - lastTell > 250) (lastTell = Date.now()), tell({ phase: "hashing", files: filesDone, filesTotal: records.length, bytes: report.bytes, bytesTotal });
+  const worker = new HashWorker();
+  try {
+    const selected = await worker.select({ root: archive.root, stateDir: archive.stateDir, t, n, full: mode === "full" }, options.signal);
+    records = selected.records;
+    extra = selected.extra;
+    report.coverage.totalFiles = selected.totalFiles;
+    bytesTotal = records.reduce((s, r) => s + r.size, 0);
+    await worker.hash(
+      archive.root,
+      records.map((r, id) => ({ id, rel: r.path, length: r.size, expect: r.size })),
+      {
+        signal: options.signal,
+        onBytes: (b) => {
+          report.bytes += b;
+          if (Date.now() - lastTell > 250) (lastTell = Date.now()), tell({ phase: "hashing", files: filesDone, filesTotal: records.length, bytes: report.bytes, bytesTotal });
+        },
+        onResults: async (results) => {
+          const good: Checked[] = [];
+          for (const res of results) {
+            const record = records[res.id];
+            const verdict = judge(record, res);
+            if (verdict.kind === "ok") good.push(record);
+            else if (verdict.kind === "growing") growing(report);
+            else suspects.push({ record, verdict });
+          }
+          filesDone += results.length;
+          report.counts.ok += good.length;
+          verified.push(...good);
+          // The catalog is written in few, large steps: each update loads it and may compact it.
+          if (verified.length >= MARK_EVERY) await markVerified(archive, verified.splice(0), verifiedAt, "ok");
+        },
       },
-      onResults: async (results) => {
-        const good: Checked[] = [];
-        for (const res of results) {
-          const record = records[res.id];
-          const verdict = judge(record, res);
-          if (verdict.kind === "ok") good.push(record);
-          else if (verdict.kind === "growing") growing(report);
-          else suspects.push({ record, verdict });
-        }
-        filesDone += results.length;
-        report.counts.ok += good.length;
-        verified.push(...good);
-        // The catalog is written in few, large steps: each update loads it and may compact it.
-        if (verified.length >= MARK_EVERY) await markVerified(archive, verified.splice(0), verifiedAt, "ok");
-      },
-    },
-  );
+    );
+  } finally {
+    await worker.close();
+  }
+  report.extra = extra;
+  report.counts.extra = report.extra.length;
+  for (const rel of report.extra) report.problems.push({ code: "EXTRA_FILE", path: rel, message: `${rel} is in the archive folder but not in the catalog (copied in by hand?)` });
 
   report.counts.checked = records.length;
   report.coverage.files = records.length;
@@ -116,9 +126,10 @@ export async function scrub(options: ScrubOptions): Promise<VerifyReport> {
   await saveScrubState(archive.stateDir, next);
   report.lastFullProofAt = next.lastFullProofAt;
   // One short update at the end: the marks of the files read, and the manifests from the catalog.
+  // Marks change no path, hash or state, so the manifests are written while the marks' journal
+  // write is synced.
   await archive.update(async (cat) => {
-    await markIn(cat, [...verified.splice(0).map((record): Mark => ({ record, result: "ok", at: verifiedAt })), ...marks]);
-    await writeManifests(archive.stateDir, cat.all());
+    await Promise.all([markIn(cat, [...verified.splice(0).map((record): Mark => ({ record, result: "ok", at: verifiedAt })), ...marks]), writeManifests(archive.stateDir, cat.all())]);
   });
   report.coverage.percent = report.coverage.totalFiles ? Math.round((report.coverage.files / report.coverage.totalFiles) * 1000) / 10 : 100;
   return finish(report, started);
@@ -149,6 +160,9 @@ function markVerified(archive: Archive, records: Checked[], at: string, result: 
 }
 
 async function markIn(cat: Catalog, marks: Mark[]): Promise<void> {
+  // The slices' commits are not awaited one by one: the catalog gathers them into few journal
+  // writes (one fsync each) instead of one fsync per slice.
+  const commits: Array<Promise<void>> = [];
   for (let i = 0; i < marks.length; i += 500) {
     if (i > 0) await new Promise((r) => setImmediate(r)); // let other flows run between slices
     // Read and change in the same tick, as Catalog.patch does, but committed as one batch.
@@ -159,8 +173,9 @@ async function markIn(cat: Catalog, marks: Mark[]): Promise<void> {
       // An intact local copy does not clear "suspect": that is the server's disagreement, which a read-back cannot settle.
       changed.set(r.path, { ...current, verifiedAt: at, verifyResult: current.verifyResult === "suspect" && result === "ok" ? "suspect" : result });
     }
-    if (changed.size > 0) await cat.commit(...changed.values());
+    if (changed.size > 0) commits.push(cat.commit(...changed.values()));
   }
+  await Promise.all(commits);
 }
 
 /**
