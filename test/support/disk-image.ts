@@ -30,10 +30,10 @@ export async function mountImage(kind: ImageKind, sizeMiB = 64): Promise<Mounted
   const image = path.join(work, `${kind}.img`);
   const dir = path.join(work, "mnt");
   fs.mkdirSync(dir);
-  fs.truncateSync(image, 0);
-  fs.truncateSync(image, sizeMiB * 1024 * 1024);
   let loop: string | undefined;
   try {
+    fs.writeFileSync(image, "");
+    fs.truncateSync(image, sizeMiB * 1024 * 1024); // sparse: costs no disk until written
     if (kind === "fat32") {
       await tool("mkfs.vfat", ["-F", "32", image], "dosfstools");
       await tool("fusefat", ["-o", "rw+", image, dir], "fusefat");
