@@ -3,9 +3,11 @@ import * as path from "node:path";
 import { randomUUID } from "node:crypto";
 import * as lockfile from "proper-lockfile";
 import { ArchiveLocked, BackupError, ConfigError } from "../errors";
-import { Catalog } from "./catalog";
-import { exists, fsyncDir, writeFileAtomic } from "./fsutil";
-import { STATE_DIR } from "./paths";
+import { Catalog, storedPathOf, type FileRecord } from "./catalog";
+import { createOnce, exists } from "./fsutil";
+import { loadProfile, type FsProfile } from "./fs-probe";
+import { NameMap } from "./names";
+import { localPath, STATE_DIR } from "./paths";
 
 export interface ArchiveIdentity {
   id: string;
@@ -21,8 +23,23 @@ export interface ArchiveIdentity {
 export class Archive {
   readonly stateDir: string;
 
-  private constructor(readonly root: string, readonly identity: ArchiveIdentity) {
+  private constructor(
+    readonly root: string,
+    readonly identity: ArchiveIdentity,
+    /** what the archive's filesystem can hold, probed once (fs-probe.ts) */
+    readonly profile: FsProfile,
+  ) {
     this.stateDir = path.join(root, STATE_DIR);
+  }
+
+  /** Stored paths for remote paths: the catalog's, and new ones the filesystem can hold. */
+  names(catalog: Catalog): NameMap {
+    return new NameMap(this.profile.rules, catalog.all(), [STATE_DIR]);
+  }
+
+  /** The local file holding a record's bytes. */
+  fileOf(record: Pick<FileRecord, "path" | "storedPath">): string {
+    return localPath(this.root, storedPathOf(record));
   }
 
   /**
@@ -44,18 +61,12 @@ export class Archive {
     if (!(await exists(identityFile))) {
       await fs.mkdir(stateDir, { recursive: true });
       const identity: ArchiveIdentity = { id: randomUUID(), name: options.name ?? path.basename(root), createdAt: new Date().toISOString(), format: 1 };
-      // Written aside, then linked into place: of two processes opening a new archive at once, one wins and both read its identity.
-      const tmp = `${identityFile}.${randomUUID()}`;
-      await writeFileAtomic(tmp, JSON.stringify(identity, null, 2) + "\n");
-      await fs.link(tmp, identityFile).catch((err: NodeJS.ErrnoException) => {
-        if (err.code !== "EEXIST") throw err;
-      });
-      await fs.rm(tmp, { force: true });
-      await fsyncDir(stateDir);
+      // Of two processes opening a new archive at once, one wins and both read its identity.
+      await createOnce(identityFile, JSON.stringify(identity, null, 2) + "\n", JSON.parse);
     }
     const identity: ArchiveIdentity = JSON.parse(await fs.readFile(identityFile, "utf8"));
     await Promise.all(["partial", "versions"].map((d) => fs.mkdir(path.join(stateDir, d), { recursive: true })));
-    return new Archive(root, identity);
+    return new Archive(root, identity, await loadProfile(stateDir));
   }
 
   get partialDir(): string {

@@ -29,6 +29,13 @@ export interface FileRecord {
   pulledAt: string;
   goneSince?: string;
   versions?: FileVersion[];
+  /** where the file is stored, archive-relative, when that differs from `path` (a name the disk cannot hold: names.ts) */
+  storedPath?: string;
+}
+
+/** The archive-relative path of a record's bytes: what every reader of the archive opens (localPath(root, storedPathOf(r))). */
+export function storedPathOf(record: Pick<FileRecord, "path" | "storedPath">): string {
+  return record.storedPath ?? record.path;
 }
 
 const SNAPSHOT = "catalog.json";

@@ -2,6 +2,7 @@ import * as fs from "node:fs/promises";
 import * as path from "node:path";
 import { randomUUID } from "node:crypto";
 import { BackupError, messageOf } from "../errors";
+import { createOnce } from "./fsutil";
 import { WINDOWS_RULES, type NameRules } from "./names";
 
 /**
@@ -165,4 +166,25 @@ async function probeHardLinks(dir: string): Promise<boolean> {
   } finally {
     await emptyFolder(dir);
   }
+}
+
+/**
+ * The archive's profile: read from the state area, or probed and written there the first time. It is
+ * never probed again, because stored names depend on it; a disk that changed under the archive is
+ * another concern (the archive's filesystem identity).
+ */
+export async function loadProfile(stateDir: string): Promise<FsProfile> {
+  const file = path.join(stateDir, PROFILE_FILE);
+  try {
+    const profile = JSON.parse(await fs.readFile(file, "utf8")) as FsProfile;
+    if (profile.format !== 1) throw new BackupError("PROFILE_FORMAT", `${file}: format ${profile.format} is not supported by this version`);
+    return profile;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== "ENOENT") {
+      if (err instanceof BackupError) throw err;
+      throw new BackupError("PROFILE_DAMAGED", `${file} cannot be read (${messageOf(err)}); it records how names are stored, so the archive is not opened`, { cause: err });
+    }
+  }
+  // Of two processes opening a new archive at once, one profile wins and both use it.
+  return createOnce(file, JSON.stringify(await probeFilesystem(stateDir), null, 2) + "\n", (text) => JSON.parse(text) as FsProfile);
 }

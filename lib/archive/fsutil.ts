@@ -77,3 +77,54 @@ export class DirSyncer {
     return slot.next;
   }
 }
+
+/** Errors of link() on filesystems without hard links (FAT, exFAT, some network shares). */
+const NO_HARD_LINKS = new Set(["EPERM", "ENOTSUP", "EOPNOTSUPP", "ENOSYS", "EMLINK"]);
+
+/**
+ * Creates `file` holding `data` unless it exists, and returns what `file` holds afterwards, parsed:
+ * of several processes creating it at once exactly one wins and all get the winner's. The data is
+ * written aside and hard-linked into place; where the filesystem has no hard links, an exclusive
+ * create picks the winner, and a loser rereads until the winner's write is complete.
+ */
+export async function createOnce<T>(file: string, data: string, parse: (text: string) => T): Promise<T> {
+  const tmp = `${file}.tmp-${process.pid}-${randomUUID()}`;
+  try {
+    await writeFileAtomic(tmp, data);
+    await fs.link(tmp, file);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code ?? "";
+    if (code !== "EEXIST") {
+      if (!NO_HARD_LINKS.has(code)) throw err;
+      await createExclusive(file, data);
+    }
+  } finally {
+    await fs.rm(tmp, { force: true });
+  }
+  await fsyncDir(path.dirname(file));
+  for (let attempt = 0; ; attempt++) {
+    const text = await fs.readFile(file, "utf8");
+    try {
+      return parse(text);
+    } catch (err) {
+      if (attempt >= 50) throw err;
+      await new Promise((r) => setTimeout(r, 20)); // another process is still writing it
+    }
+  }
+}
+
+async function createExclusive(file: string, data: string): Promise<void> {
+  let handle: fs.FileHandle;
+  try {
+    handle = await fs.open(file, "wx");
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "EEXIST") return;
+    throw err;
+  }
+  try {
+    await handle.writeFile(data);
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
