@@ -38,8 +38,11 @@ export const PROFILE_FILE = "filesystem.json";
 export const FAT_MAX_FILE_SIZE = 2 ** 32 - 1;
 const PROBE_CHARS = '<>:"|?*';
 
-/** Errors that mean "this name is not allowed here", as opposed to a disk that cannot be written at all. */
-const NAME_REFUSED = new Set(["EINVAL", "EPERM", "ENOENT", "EILSEQ", "ENAMETOOLONG", "EEXIST", "EISDIR", "EBADNAME", "EACCES", "UNKNOWN"]);
+/**
+ * Errors that mean the disk cannot be written at all, as opposed to "this name is not allowed here"
+ * (drivers say that in many ways: EINVAL, EPERM, ENOENT, EILSEQ, ENAMETOOLONG, sshfs even EBADMSG).
+ */
+const DISK_ERRORS = new Set(["ENOSPC", "EROFS", "EIO", "EDQUOT", "ENOTCONN", "ESTALE", "ETIMEDOUT", "EHOSTDOWN"]);
 
 /**
  * Finds out what the filesystem under `stateDir` accepts by trying it, in a scratch folder that is
@@ -53,6 +56,8 @@ export async function probeFilesystem(stateDir: string, now = new Date()): Promi
   await fs.mkdir(dir, { recursive: true });
   try {
     const accepts = (name: string) => tryName(dir, name);
+    // A plain name must work, or the disk is not writable at all and nothing below would mean anything.
+    if (!(await accepts("probe.tmp"))) throw new BackupError("PROBE_FAILED", `the archive disk (${stateDir}) does not take even a plain file name`);
     let refusedChars = "";
     for (const ch of PROBE_CHARS) if (!(await accepts(`p${ch}q`))) refusedChars += ch;
     const trailingDot = !(await accepts("p."));
@@ -100,7 +105,7 @@ async function tryName(dir: string, name: string): Promise<boolean> {
     return (await fs.readdir(dir)).includes(name); // a share may keep a mangled name (or, on Windows, an alternate data stream)
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code ?? "";
-    if (NAME_REFUSED.has(code)) return false;
+    if (!DISK_ERRORS.has(code)) return false;
     throw new BackupError("PROBE_FAILED", `cannot try file names on the archive disk (${path.dirname(dir)}): ${messageOf(err)}`, { cause: err });
   } finally {
     await emptyFolder(dir);
