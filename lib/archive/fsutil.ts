@@ -26,8 +26,30 @@ export async function writeFileAtomic(file: string, data: string | Buffer): Prom
   } finally {
     await handle.close();
   }
-  await fs.rename(tmp, file);
+  await renameReplacing(tmp, file);
   await fsyncDir(path.dirname(file));
+}
+
+/** Errors Windows gives while another program (a virus scanner, the search indexer, a backup agent) briefly holds the target open. */
+const WINDOWS_BUSY = new Set(["EPERM", "EACCES", "EBUSY"]);
+
+/**
+ * Renames `from` over `to`, replacing it. POSIX does that atomically; so does Windows (MoveFileEx
+ * with replace), except that it refuses while another program holds `to` open, which a virus scanner
+ * does for a moment after every write. There it is tried again for up to `waitMs` before giving up.
+ */
+export async function renameReplacing(from: string, to: string, options: { platform?: NodeJS.Platform; waitMs?: number } = {}): Promise<void> {
+  const windows = (options.platform ?? process.platform) === "win32";
+  const deadline = Date.now() + (options.waitMs ?? 10_000);
+  for (let delay = 20; ; delay = Math.min(delay * 2, 1000)) {
+    try {
+      await fs.rename(from, to);
+      return;
+    } catch (err) {
+      if (!windows || !WINDOWS_BUSY.has((err as NodeJS.ErrnoException).code ?? "") || Date.now() + delay > deadline) throw err;
+      await new Promise((r) => setTimeout(r, delay));
+    }
+  }
 }
 
 export async function exists(p: string): Promise<boolean> {

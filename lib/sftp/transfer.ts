@@ -4,7 +4,7 @@ import { createHash } from "node:crypto";
 import type { SftpSession } from "./connect";
 import type { Archive } from "../archive/archive";
 import type { FileRecord, FileVersion } from "../archive/catalog";
-import { DirSyncer, exists, fsyncDir, sizeOf } from "../archive/fsutil";
+import { DirSyncer, exists, fsyncDir, renameReplacing, sizeOf } from "../archive/fsutil";
 import { Flusher, hashFile, hashInto, readLocal } from "../archive/local-io";
 import { shortenName, type NameMap } from "../archive/names";
 import { localPath, remotePath } from "../archive/paths";
@@ -226,7 +226,7 @@ async function placeFile(ctx: TransferContext, part: string, dest: string): Prom
     }
     ctx.dirs.known.add(dir);
   }
-  await fs.rename(part, dest);
+  await renameReplacing(part, dest);
   await ctx.dirs.syncer.sync(dir);
 }
 
