@@ -3,7 +3,7 @@ import * as fs from "node:fs";
 import fsp = require("node:fs/promises"); // the module object itself, so a stub is what lib/ calls
 import * as path from "node:path";
 import * as sinon from "sinon";
-import { renameReplacing } from "../lib/archive/fsutil";
+import { fsyncDir, renameReplacing } from "../lib/archive/fsutil";
 import { tempDir } from "./support/tree";
 
 /**
@@ -60,5 +60,23 @@ describe("rename over an existing file", () => {
   it("replaces for real on this machine", async () => {
     await renameReplacing(from, to);
     assert.equal(fs.readFileSync(to, "utf8"), "new");
+  });
+});
+
+/** Folder fsync as each platform answers it: Windows cannot open a folder for it (EISDIR), some shares refuse. */
+describe("fsync of a folder", () => {
+  afterEach(() => sinon.restore());
+
+  for (const code of ["EISDIR", "EINVAL", "EPERM", "ENOTSUP"]) {
+    it(`goes on where the platform answers ${code} (the rename is still atomic)`, async () => {
+      const open = sinon.stub(fsp, "open").rejects(Object.assign(new Error(code), { code }));
+      await fsyncDir(tempDir("tick-fsync-"));
+      assert.equal(open.callCount, 1);
+    });
+  }
+
+  it("reports a real disk error instead of hiding it", async () => {
+    sinon.stub(fsp, "open").rejects(Object.assign(new Error("EIO: i/o error"), { code: "EIO" }));
+    await assert.rejects(fsyncDir(tempDir("tick-fsync-")), /EIO/);
   });
 });
