@@ -4,6 +4,7 @@ import * as path from "node:path";
 import { Archive } from "../lib/archive/archive";
 import { Catalog } from "../lib/archive/catalog";
 import { pull } from "../lib/sftp/pull";
+import { ArchiveLocked } from "../lib/errors";
 import { mountImage, unmountAll, type ImageKind } from "./support/disk-image";
 import { sshdServer } from "./support/pull-env";
 import { startSshd, type Sshd } from "./support/sshd";
@@ -133,6 +134,28 @@ describe("archives on Windows-family disks", function () {
       assert.match(log, /open ".*small\.csv"/, "the server log shows opens");
       assert.doesNotMatch(log, /open ".*huge-5GiB\.bin"/, "the server never opened the big file");
       assert.equal((await Catalog.load(archive.stateDir)).get("huge-5GiB.bin"), undefined);
+    } finally {
+      await disk.unmount();
+    }
+  });
+
+  it("fat32: a lock held for 20 s stays held though the disk keeps even seconds only, after a local archive's lock", async function () {
+    this.timeout(60_000);
+    await (await Archive.open(tempDir("tick-local-"))).withLock(async () => undefined);
+    const disk = await mountImage("fat32");
+    try {
+      const archive = await Archive.open(disk.dir);
+      assert.equal(archive.profile.observed.mtimeResolutionMs, 2000);
+      const other = await Archive.open(disk.dir);
+      const lost = await archive.withLock(async (_catalog, signal) => {
+        for (let t = 0; t < 20; t += 2) {
+          await new Promise((r) => setTimeout(r, 2_000));
+          assert.equal(signal.aborted, false, `lock lost after ${t + 2} s: ${String(signal.reason)}`);
+        }
+        await assert.rejects(other.withLock(async () => undefined), ArchiveLocked);
+        return signal.aborted;
+      });
+      assert.equal(lost, false);
     } finally {
       await disk.unmount();
     }

@@ -6,6 +6,7 @@ import { ArchiveLocked, BackupError, ConfigError } from "../errors";
 import { Catalog, storedPathOf, type FileRecord } from "./catalog";
 import { createOnce, exists } from "./fsutil";
 import { loadProfile, type FsProfile } from "./fs-probe";
+import { lockFs } from "./lock-fs";
 import { NameMap } from "./names";
 import { localPath, STATE_DIR } from "./paths";
 
@@ -30,6 +31,7 @@ export class Archive {
     readonly profile: FsProfile,
   ) {
     this.stateDir = path.join(root, STATE_DIR);
+    this.lockFs = lockFs(profile.observed.mtimeResolutionMs);
   }
 
   /** Stored paths for remote paths: the catalog's, and new ones the filesystem can hold. */
@@ -85,7 +87,7 @@ export class Archive {
   /**
    * Runs `fn` holding the archive's lock exclusively (a pull), with a freshly loaded catalog. The lock
    * is a directory (atomic on local disks and network shares) refreshed while held; a holder that
-   * died leaves it stale after 30 s, so a crash never wedges the archive. A second exclusive run in
+   * died leaves it stale after 2 minutes, so a crash never wedges the archive. A second exclusive run in
    * this process, or any run in another process, gets ArchiveLocked.
    */
   withLock<T>(fn: (catalog: Catalog, signal: AbortSignal) => Promise<T>, options: { waitMs?: number } = {}): Promise<T> {
@@ -102,6 +104,8 @@ export class Archive {
     return this.hold(false, fn, options.waitMs ?? 60_000);
   }
 
+  /** the lock's own filesystem calls: its view of this disk's timestamps is not shared with other archives */
+  private readonly lockFs: ReturnType<typeof lockFs>;
   private held: { catalog: Catalog; lost: AbortController; users: number; exclusive: boolean; release: () => Promise<void> } | undefined;
   private acquiring: Promise<void> | undefined;
 
@@ -144,9 +148,12 @@ export class Archive {
     let release: () => Promise<void>;
     try {
       release = await lockfile.lock(this.stateDir, {
+        fs: this.lockFs,
         lockfilePath: path.join(this.stateDir, "lock"),
         realpath: false,
-        stale: 30_000,
+        // Another computer judges staleness by the lock's mtime as its share client caches it (sshfs 20 s,
+        // NFS up to 60 s): with 30 s, sshfs was seen to hand a held lock to a second mount.
+        stale: 120_000,
         update: 5_000,
         retries: waitMs ? { retries: Math.ceil(waitMs / 500), factor: 1, minTimeout: 500, maxTimeout: 500 } : 0,
         onCompromised: (err) => lost.abort(new BackupError("LOCK_LOST", `lost the archive lock: ${err.message}`)),
