@@ -54,7 +54,7 @@ describe("archive", () => {
       const dir = tempDir();
       const opened = await Promise.all(Array.from({ length: 30 }, () => Archive.open(dir)));
       assert.equal(new Set(opened.map((a) => a.identity.id)).size, 1);
-      assert.deepEqual(fs.readdirSync(path.join(dir, ".tick-backup")).sort(), ["archive.json", "filesystem.json", "partial", "versions"]);
+      assert.deepEqual(fs.readdirSync(path.join(dir, ".tick-backup")).sort(), ["archive.json", "fs-profile.json", "partial", "versions"]);
     });
 
     it("keeps its identity across opens", async () => {

@@ -1,7 +1,7 @@
 import { strict as assert } from "node:assert";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { FAT_MAX_FILE_SIZE, probeFilesystem } from "../lib/archive/fs-probe";
+import { FAT_MAX_FILE_SIZE, probeFsProfile } from "../lib/archive/fs-probe";
 import { encodeName, NameMap } from "../lib/archive/names";
 import { mountImage, unmountAll, type ImageKind } from "./support/disk-image";
 import { tempDir } from "./support/tree";
@@ -38,7 +38,7 @@ describe("filesystem probe", function () {
     it(`${kind}: Windows rules, its own name limits and file size limit, found by trying`, async () => {
       const disk = await mountImage(kind);
       try {
-        const profile = await probeFilesystem(disk.dir);
+        const profile = await probeFsProfile(disk.dir);
         const want = expectations[kind];
         assert.equal(profile.family, "windows");
         assert.equal(profile.rules.escapeChars, '<>:"|?*');
@@ -58,7 +58,7 @@ describe("filesystem probe", function () {
   it("fat32: case twins are kept as two files (the disk itself would merge them)", async () => {
     const disk = await mountImage("fat32");
     try {
-      const profile = await probeFilesystem(disk.dir);
+      const profile = await probeFsProfile(disk.dir);
       assert.equal(profile.observed.caseInsensitive, true);
       fs.writeFileSync(path.join(disk.dir, "Twin.csv"), "first");
       assert.equal(fs.readFileSync(path.join(disk.dir, "TWIN.CSV"), "utf8"), "first", "the disk merges case twins");
@@ -76,7 +76,7 @@ describe("filesystem probe", function () {
   it("ntfs through ntfs-3g tells case apart here, yet the archive treats it as Windows will", async () => {
     const disk = await mountImage("ntfs");
     try {
-      const profile = await probeFilesystem(disk.dir);
+      const profile = await probeFsProfile(disk.dir);
       assert.equal(profile.observed.caseInsensitive, false);
       assert.equal(profile.rules.caseInsensitive, true);
       assert.equal(profile.observed.hardLinks, true);
@@ -87,7 +87,7 @@ describe("filesystem probe", function () {
 
   it("the test machine's own disk: POSIX rules, nothing escaped but what is always escaped", async () => {
     const dir = tempDir("tick-probe-");
-    const profile = await probeFilesystem(dir);
+    const profile = await probeFsProfile(dir);
     assert.equal(profile.family, "posix");
     assert.equal(profile.rules.escapeChars, "");
     assert.equal(profile.rules.caseInsensitive, false);

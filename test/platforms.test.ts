@@ -165,7 +165,7 @@ describe("archives on Windows-family disks", function () {
     const disk = await mountImage("fat32");
     try {
       const first = await Archive.open(disk.dir);
-      const file = path.join(first.stateDir, "filesystem.json");
+      const file = path.join(first.stateDir, "fs-profile.json");
       const written = fs.readFileSync(file, "utf8");
       const again = await Archive.open(disk.dir);
       assert.equal(fs.readFileSync(file, "utf8"), written);
@@ -179,7 +179,7 @@ describe("archives on Windows-family disks", function () {
   it("refuses to open an archive whose profile is damaged, rather than guess how names are stored", async () => {
     const dir = tempDir("tick-archive-");
     await Archive.open(dir);
-    fs.writeFileSync(path.join(dir, ".tick-backup", "filesystem.json"), "{ torn");
+    fs.writeFileSync(path.join(dir, ".tick-backup", "fs-profile.json"), "{ torn");
     await assert.rejects(Archive.open(dir), (err: Error & { code?: string }) => err.code === "PROFILE_DAMAGED" && /how names are stored/.test(err.message));
   });
 });

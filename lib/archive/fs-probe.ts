@@ -7,7 +7,7 @@ import { WINDOWS_RULES, type NameRules } from "./names";
 
 /**
  * What probing found about the filesystem the archive lives on. Written once to
- * `.tick-backup/filesystem.json` and read by every later open, so that the stored name of a remote
+ * `.tick-backup/fs-profile.json` and read by every later open, so that the stored name of a remote
  * file never changes under the archive's feet.
  */
 export interface FsProfile {
@@ -33,7 +33,7 @@ export interface FsProfile {
   };
 }
 
-export const PROFILE_FILE = "filesystem.json";
+export const PROFILE_FILE = "fs-profile.json";
 /** FAT12/16/32 store a file's size in 32 bits. */
 export const FAT_MAX_FILE_SIZE = 2 ** 32 - 1;
 const PROBE_CHARS = '<>:"|?*';
@@ -51,7 +51,7 @@ const DISK_ERRORS = new Set(["ENOSPC", "EROFS", "EIO", "EDQUOT", "ENOTCONN", "ES
  * timestamps are (FAT keeps 2 s, which is also how FAT — and its 4 GiB limit — is recognised:
  * through FUSE, on Windows and on macOS the filesystem type has no reliable name).
  */
-export async function probeFilesystem(stateDir: string, now = new Date()): Promise<FsProfile> {
+export async function probeFsProfile(stateDir: string, now = new Date()): Promise<FsProfile> {
   const dir = path.join(stateDir, `probe-${randomUUID()}`);
   await fs.mkdir(dir, { recursive: true });
   try {
@@ -191,5 +191,5 @@ export async function loadProfile(stateDir: string): Promise<FsProfile> {
     }
   }
   // Of two processes opening a new archive at once, one profile wins and both use it.
-  return createOnce(file, JSON.stringify(await probeFilesystem(stateDir), null, 2) + "\n", (text) => JSON.parse(text) as FsProfile);
+  return createOnce(file, JSON.stringify(await probeFsProfile(stateDir), null, 2) + "\n", (text) => JSON.parse(text) as FsProfile);
 }
