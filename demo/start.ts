@@ -8,6 +8,7 @@ import * as path from "node:path";
 import RED = require("node-red");
 import { utils } from "ssh2";
 import { startFakeSftp, type FakeSftpServer } from "./sftp-server";
+import { startDemoBroker } from "./broker";
 import { startTicker, writeHistory } from "./ticks";
 
 const PACKAGE = "node-red-contrib-tick-backup";
@@ -36,8 +37,13 @@ async function main(): Promise<void> {
     throw new Error(`cannot start the demo SFTP server on 127.0.0.1:${sftpPort} (${(err as Error).message}); set DEMO_SFTP_PORT to a free port`);
   }
 
+  // DEMO_MQTT_URL points the demo at a broker of one's own (Home Assistant's); otherwise it runs its own.
+  const mqtt = process.env.DEMO_MQTT_URL
+    ? { url: process.env.DEMO_MQTT_URL, port: Number(new URL(process.env.DEMO_MQTT_URL).port || 1883), note: "(your broker, from DEMO_MQTT_URL)", close: async () => undefined }
+    : await startDemoBroker(portFromEnv("DEMO_MQTT_PORT", 1883));
+
   linkPackage(DIRS.userdir);
-  writeFlows(DIRS.userdir, { port: sftp.port, hostFingerprint: sftp.hostFingerprint, password });
+  writeFlows(DIRS.userdir, { port: sftp.port, hostFingerprint: sftp.hostFingerprint, password, mqttUrl: mqtt.url });
 
   // Node-RED's embedding API without express: both admin and node routes sit at "/", admin first,
   // exactly as Node-RED's own red.js mounts them (looked up per request: they exist after RED.init).
@@ -75,6 +81,9 @@ async function main(): Promise<void> {
     `  SFTP server       127.0.0.1:${sftp.port}, user ${USERNAME}, host key ${sftp.hostFingerprint}`,
     `  tick data         ${rel(DIRS.server)}  (${SYMBOLS.join(", ")}: 5 days of history, today's files grow every 5 s)`,
     `  archive           ${DIRS.archive}  (pulled 3 s after start, then every minute)`,
+    `  MQTT broker       ${mqtt.url}  (Home Assistant discovery under homeassistant/, health under tick-backup/demo/)`,
+    ...(mqtt.note ? [`                    ${mqtt.note}`] : []),
+    ...(process.env.DEMO_MQTT_URL ? [] : [`                    watch it: npx mqtt sub -h 127.0.0.1 -p ${mqtt.port} -t 'tick-backup/#' -v`]),
     "  Stop with Ctrl+C. To start over, stop and delete .demo/.",
     "",
   ].join("\n"));
@@ -87,7 +96,7 @@ async function main(): Promise<void> {
     ticker.stop();
     await RED.stop().catch((err: Error) => console.error("Node-RED stop:", err.message));
     server.closeAllConnections();
-    await Promise.all([sftp.close(), new Promise((resolve) => server.close(resolve))]);
+    await Promise.all([sftp.close(), mqtt.close(), new Promise((resolve) => server.close(resolve))]);
     process.exit(0);
   };
   process.on("SIGINT", () => void stop("SIGINT"));
@@ -113,10 +122,11 @@ function linkPackage(userdir: string): void {
 // The example flow with the demo's values. A flows.json the user has deployed is kept; only the
 // demo server's port and fingerprint are brought up to date, and its password (new at every start)
 // goes to flows_cred.json, never into flows.json.
-function writeFlows(userdir: string, demo: { port: number; hostFingerprint: string; password: string }): void {
+function writeFlows(userdir: string, demo: { port: number; hostFingerprint: string; password: string; mqttUrl: string }): void {
   type FlowNode = Record<string, unknown> & { id: string; type: string };
   const example = JSON.parse(fs.readFileSync(path.join(ROOT, "examples", "tick-backup.json"), "utf8")) as FlowNode[];
   const serverId = example.find((n) => n.type === "sftp-server")!.id;
+  const haNode = example.find((n) => n.type === "ha-mqtt")!;
   const flowsFile = path.join(userdir, "flows.json");
   let flows: FlowNode[];
   if (fs.existsSync(flowsFile)) {
@@ -133,11 +143,20 @@ function writeFlows(userdir: string, demo: { port: number; hostFingerprint: stri
   const server = flows.find((n) => n.id === serverId);
   if (server) Object.assign(server, { name: "demo tick server", host: "127.0.0.1", port: demo.port, username: USERNAME, hostFingerprint: demo.hostFingerprint });
   else console.warn(`flows.json has no node ${serverId} (the demo's sftp-server): not updating it`);
+  // The demo's archive publishes its health to the demo broker (a flows.json from before it had one gets it).
+  let ha = flows.find((n) => n.id === haNode.id);
+  if (!ha) {
+    flows.push((ha = { ...haNode }));
+    const archive = flows.find((n) => n.type === "backup-archive" && !n.ha);
+    if (archive) archive.ha = haNode.id;
+  }
+  Object.assign(ha, { name: process.env.DEMO_MQTT_URL ? "your broker" : "demo broker", broker: demo.mqttUrl });
   fs.writeFileSync(flowsFile, JSON.stringify(flows, null, 2) + "\n");
 
   const credFile = path.join(userdir, "flows_cred.json");
   const creds = fs.existsSync(credFile) ? (JSON.parse(fs.readFileSync(credFile, "utf8")) as Record<string, Record<string, string>>) : {};
   creds[serverId] = { ...creds[serverId], password: demo.password };
+  if (process.env.DEMO_MQTT_USERNAME) creds[haNode.id] = { username: process.env.DEMO_MQTT_USERNAME, password: process.env.DEMO_MQTT_PASSWORD ?? "" };
   fs.writeFileSync(credFile, JSON.stringify(creds, null, 2) + "\n", { mode: 0o600 });
 }
 

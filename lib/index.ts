@@ -7,3 +7,8 @@ export { connect, fetchHostFingerprint, describeServer, type ServerConfig, type 
 export { fingerprintOf, normalizeFingerprint, isFingerprint } from "./sftp/fingerprint";
 export { pull, type PullOptions, type PullReport, type PullProgress, type Problem } from "./sftp/pull";
 export { parseGlobs, planPull } from "./sftp/plan";
+export { checkDisk, computeVolume, type DiskReport, type VolumeStats } from "./disk";
+export { HaLink, type HaLinkOptions, type HaLinkStatus } from "./health/ha-link";
+export { HealthTracker } from "./health/tracker";
+export { applyOutcome, catalogFigures, emptySnapshot, problemsOf, type HealthSnapshot, type ProblemReason } from "./health/snapshot";
+export { discoveryMessages, removalMessages, stateMessages, stateOf } from "./health/discovery";

@@ -4,8 +4,10 @@ import { randomUUID } from "node:crypto";
 import * as lockfile from "proper-lockfile";
 import { ArchiveLocked, BackupError, ConfigError } from "../errors";
 import { Catalog, storedPathOf, type FileRecord } from "./catalog";
-import { createOnce, exists } from "./fsutil";
+import { describeFilesystem, filesystemDifferences, isRecordedFilesystem, matchesRecorded, probeFilesystem, type FsIdentity } from "./filesystem";
+import { createOnce, exists, writeFileAtomic } from "./fsutil";
 import { loadProfile, type FsProfile } from "./fs-probe";
+import { readKnown, rememberKnown, knownFile } from "./known";
 import { lockFs } from "./lock-fs";
 import { NameMap } from "./names";
 import { localPath, STATE_DIR } from "./paths";
@@ -15,6 +17,18 @@ export interface ArchiveIdentity {
   name: string;
   createdAt: string;
   format: 1;
+  /** the filesystem the archive lives on, recorded at creation (or at the first open by a version that records it) */
+  filesystem?: FsIdentity;
+}
+
+export interface OpenOptions {
+  name?: string;
+  /**
+   * A folder outside the archive where the caller remembers the archive it opened at this path
+   * (Node-RED: its user directory). With it, a path that held an archive before and now holds none
+   * (an unplugged disk's empty mount point) is refused instead of initialised.
+   */
+  knownDir?: string;
 }
 
 /**
@@ -49,26 +63,61 @@ export class Archive {
    * must already exist: a missing folder usually means an unplugged disk, and creating it would fill
    * the wrong disk.
    */
-  static async open(root: string, options: { name?: string } = {}): Promise<Archive> {
+  static async open(root: string, options: OpenOptions = {}): Promise<Archive> {
     if (!root || !path.isAbsolute(root)) throw new ConfigError(`archive path must be an absolute folder, got ${JSON.stringify(root)}`);
     const stat = await fs.stat(root).catch(() => undefined);
-    if (!stat) {
-      throw new BackupError("ARCHIVE_MISSING", `archive folder ${root} does not exist: is the backup disk mounted? Create the folder once by hand.`, {
-        retryable: true,
-      });
-    }
+    if (!stat) throw missing(root);
     if (!stat.isDirectory()) throw new ConfigError(`archive path ${root} is not a folder`);
     const stateDir = path.join(root, STATE_DIR);
     const identityFile = path.join(stateDir, "archive.json");
-    if (!(await exists(identityFile))) {
+    const known = options.knownDir ? await readKnown(options.knownDir, root) : undefined;
+    const initialise = !(await exists(identityFile));
+    if (initialise) {
+      // An empty `.tick-backup` folder made by hand is the way to start a new archive here on purpose.
+      if (known && !(await exists(stateDir))) throw await notFound(root, known, options.knownDir!);
       await fs.mkdir(stateDir, { recursive: true });
-      const identity: ArchiveIdentity = { id: randomUUID(), name: options.name ?? path.basename(root), createdAt: new Date().toISOString(), format: 1 };
+      const identity: ArchiveIdentity = {
+        id: randomUUID(),
+        name: options.name ?? path.basename(root),
+        createdAt: new Date().toISOString(),
+        format: 1,
+        filesystem: await probeFilesystem(root),
+      };
       // Of two processes opening a new archive at once, one wins and both read its identity.
       await createOnce(identityFile, JSON.stringify(identity, null, 2) + "\n", JSON.parse);
     }
-    const identity: ArchiveIdentity = JSON.parse(await fs.readFile(identityFile, "utf8"));
+    let identity = parseIdentity(await fs.readFile(identityFile, "utf8"), stateDir);
+    if (known && known.id !== identity.id && !initialise) throw replaced(root, identity, known, knownFile(options.knownDir!, root));
+    identity = await checkOrRecordFilesystem(root, identityFile, identity);
     await Promise.all(["partial", "versions"].map((d) => fs.mkdir(path.join(stateDir, d), { recursive: true })));
+    if (options.knownDir && (!known || known.id !== identity.id || known.filesystem?.dev !== identity.filesystem?.dev)) {
+      await rememberKnown(options.knownDir, { path: path.resolve(root), id: identity.id, name: identity.name, filesystem: identity.filesystem, openedAt: new Date().toISOString() });
+    }
     return new Archive(root, identity, await loadProfile(stateDir));
+  }
+
+  /**
+   * Proves the archive is still where it was opened: the folder exists, holds this archive's
+   * identity, and sits on the filesystem recorded at creation. Runs before every lock, so that a
+   * disk unplugged while Node-RED runs never lets a writer fill the disk beneath its mount point.
+   */
+  async checkPlace(): Promise<void> {
+    // One round of reads in parallel: this runs before every lock.
+    const [stat, text, sf] = await Promise.all([
+      fs.stat(this.root).catch(() => undefined),
+      fs.readFile(path.join(this.stateDir, "archive.json"), "utf8").catch((err: NodeJS.ErrnoException) => err),
+      fs.statfs(this.root).catch(() => undefined),
+    ]);
+    if (!stat) throw missing(this.root);
+    if (text instanceof Error) {
+      if (text.code === "ENOENT" || text.code === "ENOTDIR") throw await notFound(this.root, this.identity);
+      throw text;
+    }
+    const found = parseIdentity(text, this.stateDir);
+    if (found.id !== this.identity.id) throw replaced(this.root, found, this.identity);
+    if (found.filesystem && sf && matchesRecorded(stat, sf, found.filesystem)) return;
+    // The identity on disk is compared, so that an adoption (its filesystem removed by hand) works without a restart.
+    await checkOrRecordFilesystem(this.root, path.join(this.stateDir, "archive.json"), found);
   }
 
   get partialDir(): string {
@@ -144,6 +193,7 @@ export class Archive {
   }
 
   private async acquire(waitMs: number): Promise<void> {
+    await this.checkPlace();
     const lost = new AbortController();
     let release: () => Promise<void>;
     try {
@@ -170,4 +220,73 @@ export class Archive {
       throw err;
     }
   }
+}
+
+function missing(root: string): BackupError {
+  return new BackupError("ARCHIVE_MISSING", `archive folder ${root} does not exist: is the backup disk mounted? Create the folder once by hand.`, {
+    retryable: true,
+  });
+}
+
+function parseIdentity(text: string, stateDir: string): ArchiveIdentity {
+  try {
+    const identity = JSON.parse(text) as ArchiveIdentity;
+    if (typeof identity.id === "string") return identity;
+  } catch {
+    // reported below
+  }
+  throw new BackupError("ARCHIVE_IDENTITY_DAMAGED", `${path.join(stateDir, "archive.json")} is damaged: it does not name the archive. Restore it from a copy; nothing was written.`);
+}
+
+function replaced(root: string, found: { id: string; name: string }, expected: { id: string; name: string }, rememberedIn?: string): BackupError {
+  const remedy = rememberedIn ? ` If the change is deliberate, delete ${rememberedIn}.` : "";
+  return new BackupError(
+    "ARCHIVE_REPLACED",
+    `${root} holds archive "${found.name}" (${found.id}), not archive "${expected.name}" (${expected.id}) that was opened here before: ` +
+      `is another disk mounted here? Nothing was written.${remedy}`,
+    { retryable: true },
+  );
+}
+
+/** There is no archive where one was: the usual cause is a disk that is not mounted. */
+async function notFound(root: string, known: { id: string; name: string; filesystem?: FsIdentity }, knownDir?: string): Promise<BackupError> {
+  const here = await probeFilesystem(root).then(describeFilesystem, () => "an unknown filesystem");
+  const was = known.filesystem ? ` on ${describeFilesystem(known.filesystem)}` : "";
+  const remedy = knownDir
+    ? `If you want a new, empty archive here, create the folder ${path.join(root, STATE_DIR)} by hand (or delete ${knownFile(knownDir, root)}).`
+    : "Mount the disk and try again.";
+  return new BackupError(
+    "ARCHIVE_NOT_FOUND",
+    `archive "${known.name}" (${known.id}) was at ${root}${was}, but that folder now holds no such archive and is on ${here}: ` +
+      `is the backup disk mounted? Nothing was written. ${remedy}`,
+    { retryable: true },
+  );
+}
+
+/**
+ * Compares the archive's folder with the filesystem its identity records; an identity without one
+ * (made by an earlier version, or adopted on purpose) records the current one.
+ */
+async function checkOrRecordFilesystem(root: string, identityFile: string, identity: ArchiveIdentity): Promise<ArchiveIdentity> {
+  if (identity.filesystem) {
+    await checkFilesystem(root, identity.filesystem);
+    return identity;
+  }
+  const recorded = { ...identity, filesystem: await probeFilesystem(root) };
+  await writeFileAtomic(identityFile, JSON.stringify(recorded, null, 2) + "\n");
+  return recorded;
+}
+
+async function checkFilesystem(root: string, recorded: FsIdentity): Promise<void> {
+  if (await isRecordedFilesystem(root, recorded)) return;
+  const current = await probeFilesystem(root);
+  const differences = filesystemDifferences(recorded, current);
+  if (differences.length === 0) return;
+  throw new BackupError(
+    "ARCHIVE_FS_CHANGED",
+    `archive folder ${root} is on ${describeFilesystem(current)}, but the archive was created on ${describeFilesystem(recorded)} ` +
+      `(${differences.join("; ")}). Nothing was written. Mount the backup disk; if the archive was moved to this disk on purpose, ` +
+      `remove "filesystem" from ${path.join(root, STATE_DIR, "archive.json")} and the next run records the current one.`,
+    { retryable: true },
+  );
 }

@@ -21,12 +21,17 @@ export async function writeFileAtomic(file: string, data: string | Buffer): Prom
   const tmp = `${file}.tmp-${process.pid}-${randomUUID()}`;
   const handle = await fs.open(tmp, "w");
   try {
-    await handle.writeFile(data);
-    await handle.sync();
-  } finally {
-    await handle.close();
+    try {
+      await handle.writeFile(data);
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    await renameReplacing(tmp, file);
+  } catch (err) {
+    await fs.rm(tmp, { force: true }).catch(() => undefined); // a failed write leaves no stray file
+    throw err;
   }
-  await renameReplacing(tmp, file);
   await fsyncDir(path.dirname(file));
 }
 

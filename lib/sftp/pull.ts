@@ -3,6 +3,7 @@ import type { Archive } from "../archive/archive";
 import type { Catalog, FileRecord } from "../archive/catalog";
 import type { FsProfile } from "../archive/fs-probe";
 import { BackupError, isRetryable, messageOf } from "../errors";
+import { appendHistory } from "../archive/history";
 import { describeServer, type ServerConfig } from "./connect";
 import { listTree } from "./list";
 import { planPull, type PlanItem, type PlanOptions } from "./plan";
@@ -171,10 +172,28 @@ export async function pull(options: PullOptions): Promise<PullReport> {
       });
     } finally {
       await pool.close();
+      report.finishedAt = new Date().toISOString();
+      report.durationMs = Date.now() - started;
+      // Even a run that stopped half-way added what it committed; the volume statistics need it.
+      await recordHistory(options.archive, catalog, report);
     }
-    report.finishedAt = new Date().toISOString();
-    report.durationMs = Date.now() - started;
     return report;
+  });
+}
+
+/** One line of run history; a failure to write it is a problem of the run, never a failed run. */
+async function recordHistory(archive: Archive, catalog: Catalog, report: PullReport): Promise<void> {
+  const changedFiles = report.counts.grown + report.counts.rewritten;
+  if (report.bytes === 0 && report.counts.new === 0 && changedFiles === 0 && report.counts.listed === 0) return;
+  let totalFiles = 0;
+  let totalBytes = 0;
+  for (const r of catalog.all()) {
+    totalFiles++;
+    totalBytes += r.size + (r.versions ?? []).reduce((sum, v) => sum + v.size, 0);
+  }
+  const entry = { at: report.finishedAt, kind: "pull" as const, durationMs: report.durationMs, bytes: report.bytes, newFiles: report.counts.new, changedFiles, totalFiles, totalBytes };
+  await appendHistory(archive.stateDir, entry).catch((err) => {
+    report.problems.push({ code: "HISTORY_FAILED", message: `could not add the run to the archive's history: ${messageOf(err)}` });
   });
 }
 

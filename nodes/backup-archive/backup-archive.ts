@@ -1,12 +1,18 @@
 // Config node: one local archive directory that every other node points at.
 import type { NodeAPI, NodeDef } from "node-red";
 import { EventEmitter } from "node:events";
-import type { BackupArchiveNode, RunOutcome } from "../shared/types";
+import * as path from "node:path";
+import type { BackupArchiveNode, HaMqttNode, RunOutcome } from "../shared/types";
 import { Archive } from "../../lib/archive/archive";
+import { publishHealth } from "./health";
 
 interface BackupArchiveDef extends NodeDef {
   name: string;
   path: string;
+  /** an ha-mqtt node: publish this archive's health to Home Assistant */
+  ha?: string;
+  /** a pull older than this is a problem in Home Assistant (0: never) */
+  staleHours?: number | string;
 }
 
 export = (RED: NodeAPI) => {
@@ -15,8 +21,11 @@ export = (RED: NodeAPI) => {
     this.archiveName = def.name || "archive";
     this.archivePath = def.path;
     let opening: Promise<Archive> | undefined;
+    // Remembers the archive opened at this path, so that an unplugged disk's empty mount point is never taken for a new archive.
+    const userDir = (RED.settings as { userDir?: string }).userDir;
+    const knownDir = userDir ? path.join(userDir, "tick-backup") : undefined;
     this.open = () =>
-      (opening ??= Archive.open(def.path, { name: this.archiveName }).catch((err) => {
+      (opening ??= Archive.open(def.path, { name: this.archiveName, knownDir }).catch((err) => {
         opening = undefined; // a disk plugged in later gets another chance
         throw err;
       }));
@@ -27,5 +36,16 @@ export = (RED: NodeAPI) => {
       outcomes.on("outcome", listener);
       return () => outcomes.off("outcome", listener);
     };
+
+    const ha = def.ha ? (RED.nodes.getNode(def.ha) as HaMqttNode | null) : null;
+    if (def.ha && !ha) this.warn(`Home Assistant: the ha-mqtt node ${def.ha} is missing or disabled; health is not published`);
+    const stale = Number(def.staleHours);
+    const staleHours = def.staleHours === "" || def.staleHours === undefined || !Number.isFinite(stale) ? 3 : Math.max(0, stale);
+    const health = ha ? publishHealth(this, ha, { staleHours, nodeExists: (id) => RED.nodes.getNode(id) !== null }) : undefined;
+    this.haNote = () => health?.note();
+    this.on("close", (removed: boolean, done: () => void) => {
+      if (!health) return done();
+      health.close(removed).then(() => done(), () => done());
+    });
   });
 };

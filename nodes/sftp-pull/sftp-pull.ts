@@ -4,7 +4,7 @@ import { blankPullReport, pull, type PullProgress, type PullReport } from "../..
 import { describeServer } from "../../lib/sftp/connect";
 import { parseGlobs } from "../../lib/sftp/plan";
 import { BackupError, ConfigError } from "../../lib/errors";
-import { BUSY_PROBLEM, formatBytes, formatDuration, progressStatus, recordOutcome, reportFailure, runGuard } from "../shared/node-helpers";
+import { BUSY_PROBLEM, formatBytes, formatDuration, progressStatus, recordOutcome, reportFailure, runGuard, withHaNote } from "../shared/node-helpers";
 import type { BackupArchiveNode, SftpServerNode } from "../shared/types";
 
 interface SftpPullDef extends NodeDef {
@@ -57,7 +57,7 @@ export = (RED: NodeAPI) => {
             this.status(progressStatus(progressText(p)));
           },
         });
-        this.status(summaryStatus(report));
+        this.status(withHaNote(summaryStatus(report), archive));
         recordOutcome(archive, this, "pull", { report });
         send({ ...msg, payload: report });
         if (report.problems.length > 0) done(new BackupError("PULL_PROBLEMS", problemsText(report)));

@@ -57,9 +57,17 @@ function shortStatus(err: Error): string {
     if (err.code === "HOST_KEY_CHANGED") return "HOST KEY CHANGED";
     if (err.code === "HOST_KEY_NOT_PINNED") return "host key not pinned";
     if (err.code === "ARCHIVE_MISSING") return "archive folder missing (disk not mounted?)";
+    if (err.code === "ARCHIVE_NOT_FOUND") return "NO ARCHIVE HERE (disk not mounted?)";
+    if (err.code === "ARCHIVE_FS_CHANGED") return "ARCHIVE DISK CHANGED";
   }
   const text = messageOf(err);
   return text.length > 60 ? text.slice(0, 57) + "…" : text;
+}
+
+/** Adds a note ("HA broker unreachable") to a run's status when the archive cannot tell Home Assistant. */
+export function withHaNote(status: NodeStatus, archive: BackupArchiveNode | null): NodeStatus {
+  const note = archive?.haNote?.();
+  return note ? { ...status, text: `${status.text} · ${note}` } : status;
 }
 
 /** A progress status, rate-limited by the caller. */

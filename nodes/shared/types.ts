@@ -1,6 +1,7 @@
 import type { Node } from "node-red";
 import type { Archive } from "../../lib/archive/archive";
 import type { ServerConfig } from "../../lib/sftp/connect";
+import type { HaLink } from "../../lib/health/ha-link";
 
 /** What other nodes may use of a `backup-archive` config node. */
 export interface BackupArchiveNode extends Node {
@@ -15,6 +16,8 @@ export interface BackupArchiveNode extends Node {
   record(outcome: RunOutcome): void;
   /** Subscribes to outcomes; returns the unsubscribe function (call it on close). */
   onRecord(listener: (outcome: RunOutcome) => void): () => void;
+  /** Set when the archive publishes to Home Assistant and the broker cannot be reached: a short note for node status. */
+  haNote?(): string | undefined;
 }
 
 /** A report is a plain JSON object with at least these fields (`kind`: pull, verify, disk, offsite, drill…). */
@@ -47,4 +50,18 @@ export interface SftpServerCredentials {
 /** What other nodes may use of an `sftp-server` config node. */
 export interface SftpServerNode extends Node<SftpServerCredentials> {
   config(): ServerConfig;
+}
+
+export interface HaMqttCredentials {
+  username?: string;
+  password?: string;
+}
+
+/** What other nodes may use of an `ha-mqtt` config node. */
+export interface HaMqttNode extends Node<HaMqttCredentials> {
+  /** absent when the configuration is unusable (configError says why) */
+  link?: HaLink;
+  configError?: string;
+  discoveryPrefix: string;
+  baseTopic: string;
 }

@@ -1,0 +1,94 @@
+// Node disk-space: on each message, check the archive's disk (still the archive's filesystem? how full?),
+// any extra paths, and how much data arrives per day; report a level ok | warn | critical.
+import type { NodeAPI, Node, NodeDef } from "node-red";
+import type { FsIdentity } from "../../lib/archive/filesystem";
+import { blankDiskReport, checkDisk, type DiskReport } from "../../lib/disk/check";
+import { DEFAULT_THRESHOLDS, parsePercent, parseSize, type Thresholds } from "../../lib/disk/space";
+import { BackupError, ConfigError } from "../../lib/errors";
+import { BUSY_PROBLEM, formatBytes, progressStatus, recordOutcome, reportFailure, runGuard } from "../shared/node-helpers";
+import type { BackupArchiveNode } from "../shared/types";
+
+interface DiskSpaceDef extends NodeDef {
+  archive: string;
+  warnPercent: number | string;
+  criticalPercent: number | string;
+  warnFree: string;
+  criticalFree: string;
+  warnDays: number | string;
+  criticalDays: number | string;
+  extraPaths: string;
+}
+
+export = (RED: NodeAPI) => {
+  RED.nodes.registerType("disk-space", function (this: Node, def: DiskSpaceDef) {
+    RED.nodes.createNode(this, def);
+    const archive = RED.nodes.getNode(def.archive) as BackupArchiveNode | null;
+    const guard = runGuard();
+    const seen = new Map<string, FsIdentity>();
+
+    this.on("input", (msg, send, done) => {
+      if (guard.busy) {
+        const busy = blankDiskReport(archive?.archiveName ?? "", archive?.archivePath ?? "");
+        send({ ...msg, payload: { ...busy, busy: true, problems: [BUSY_PROBLEM] } });
+        done();
+        return;
+      }
+      guard.run(async () => {
+        if (!archive) throw new ConfigError("no backup-archive configured");
+        this.status(progressStatus("checking"));
+        const report = await checkDisk({
+          archiveName: archive.archiveName,
+          archivePath: archive.archivePath,
+          open: () => archive.open(),
+          extraPaths: (def.extraPaths ?? "").split(/[\n,]/).map((p) => p.trim()).filter(Boolean),
+          thresholds: thresholdsOf(def),
+          seen,
+        });
+        this.status(statusOf(report));
+        recordOutcome(archive, this, "disk", { report });
+        send({ ...msg, payload: report });
+        // Warnings reach the archive node's listeners (and so the alert node); a critical disk also reaches catch nodes.
+        if (report.level === "critical") done(new BackupError(report.problems[0]?.code ?? "DISK_CRITICAL", report.problems.map((p) => p.message).join("; ")));
+        else done();
+      })?.catch((err) => {
+        recordOutcome(archive, this, "disk", { error: err });
+        reportFailure(this, err, done);
+      });
+    });
+  });
+};
+
+function thresholdsOf(def: DiskSpaceDef): Thresholds {
+  const t: Thresholds = {
+    warnPercent: parsePercent(def.warnPercent, "warn percent", DEFAULT_THRESHOLDS.warnPercent),
+    criticalPercent: parsePercent(def.criticalPercent, "critical percent", DEFAULT_THRESHOLDS.criticalPercent),
+    warnFree: parseSize(def.warnFree, "warn below free"),
+    criticalFree: parseSize(def.criticalFree, "critical below free"),
+    warnDays: days(def.warnDays, "warn days", DEFAULT_THRESHOLDS.warnDays),
+    criticalDays: days(def.criticalDays, "critical days", DEFAULT_THRESHOLDS.criticalDays),
+  };
+  if (t.warnPercent > 0 && t.criticalPercent > 0 && t.warnPercent > t.criticalPercent) throw new ConfigError(`warn percent ${t.warnPercent} is above critical percent ${t.criticalPercent}`);
+  return t;
+}
+
+function days(value: unknown, field: string, fallback: number): number {
+  if (value === undefined || value === null || value === "") return fallback;
+  const n = Number(value);
+  if (!Number.isFinite(n) || n < 0) throw new ConfigError(`${field}: ${JSON.stringify(value)} is not a number of days`);
+  return n;
+}
+
+/** `412 GB free · 208 d`, or the archive disk's trouble in capitals. */
+function statusOf(r: DiskReport) {
+  const fill = r.level === "critical" ? ("red" as const) : r.level === "warn" ? ("yellow" as const) : ("green" as const);
+  const d = r.archiveDisk;
+  if (!d.mounted) {
+    const text = r.problems[0]?.code === "ARCHIVE_FS_CHANGED" ? "ARCHIVE DISK CHANGED" : d.state === "missing" ? "archive folder missing" : "ARCHIVE DISK NOT MOUNTED";
+    return { fill, shape: "ring" as const, text };
+  }
+  const days = r.volume?.daysUntilFull30 ?? r.volume?.daysUntilFull7;
+  const parts = [`${formatBytes(d.free ?? 0)} free`, days === null || days === undefined ? "no growth yet" : `${Math.floor(days)} d`];
+  const offline = r.extra.filter((e) => !e.mounted).length;
+  if (offline > 0) parts.push(`${offline} not mounted`);
+  return { fill, shape: "dot" as const, text: parts.join(" · ") };
+}

@@ -1,0 +1,57 @@
+// Config node: the MQTT broker Home Assistant listens to. One connection, shared by every archive
+// that publishes its health there; secrets only in credentials.
+import type { NodeAPI, NodeDef } from "node-red";
+import { HaLink } from "../../lib/health/ha-link";
+import { messageOf } from "../../lib/errors";
+import type { HaMqttCredentials, HaMqttNode } from "../shared/types";
+
+interface HaMqttDef extends NodeDef {
+  broker: string;
+  discoveryPrefix: string;
+  baseTopic: string;
+  ca?: string;
+  reconnectSeconds?: number | string;
+}
+
+export = (RED: NodeAPI) => {
+  RED.nodes.registerType<HaMqttNode, HaMqttDef, object, HaMqttCredentials>(
+    "ha-mqtt",
+    function (this: HaMqttNode, def: HaMqttDef) {
+      RED.nodes.createNode(this, def);
+      this.discoveryPrefix = (def.discoveryPrefix || "homeassistant").trim();
+      this.baseTopic = (def.baseTopic || "tick-backup").trim();
+      const reconnect = Number(def.reconnectSeconds);
+      try {
+        this.link = new HaLink({
+          broker: def.broker,
+          discoveryPrefix: this.discoveryPrefix,
+          baseTopic: this.baseTopic,
+          username: this.credentials?.username,
+          password: this.credentials?.password,
+          ca: def.ca?.trim() || undefined,
+          clientId: `tick-backup-${this.id.replace(/[^A-Za-z0-9]/g, "")}-${Math.random().toString(16).slice(2, 6)}`,
+          reconnectMs: Number.isFinite(reconnect) && reconnect > 0 ? reconnect * 1000 : 5000,
+        });
+      } catch (err) {
+        this.configError = messageOf(err);
+        this.error(`Home Assistant MQTT: ${this.configError}`);
+        return;
+      }
+      let warned = false;
+      this.link.on("status", (s: HaLink["status"]) => {
+        // One line per change of state, not one per reconnection attempt.
+        if (s.state === "connected") {
+          this.log(`connected to ${def.broker}`);
+          warned = false;
+        } else if (s.state === "unreachable" && !warned) {
+          this.warn(`Home Assistant broker ${def.broker} unreachable (${s.error ?? "no answer"}); retrying, backups go on`);
+          warned = true;
+        }
+      });
+      this.on("close", (_removed: boolean, done: () => void) => {
+        this.link!.close().then(() => done(), () => done());
+      });
+    },
+    { credentials: { username: { type: "text" }, password: { type: "password" } } },
+  );
+};
