@@ -59,16 +59,23 @@ const RESERVED = new Set([
  * Windows), so that a stored name is safe to print, list in a manifest and carry to any computer.
  */
 export function encodeName(name: string, rules: NameRules): string {
-  let out = "";
-  for (const ch of name) {
-    const code = ch.codePointAt(0)!;
-    const mustEscape =
-      ch === ESCAPE || ch === "\\" || code < 0x20 || code === 0x7f || rules.escapeChars.includes(ch) || (rules.asciiOnly && code > 0x7e);
-    out += mustEscape ? percent(ch) : ch;
-  }
+  let out = name.replace(escapePattern(rules), percent);
   if (rules.trailingDotSpace && (out.endsWith(".") || out.endsWith(" "))) out = out.slice(0, -1) + percent(out.slice(-1));
   if (rules.reservedNames && isReserved(out)) out = percent(out[0]) + out.slice(1);
   return out;
+}
+
+const patterns = new WeakMap<NameRules, RegExp>();
+
+/** One pattern per rule set for every character to escape: most names match nothing and are returned as they are. */
+function escapePattern(rules: NameRules): RegExp {
+  let re = patterns.get(rules);
+  if (!re) {
+    const listed = [...rules.escapeChars].map((c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`).join("");
+    re = new RegExp(`[%\\\\\\u0000-\\u001f\\u007f${listed}]${rules.asciiOnly ? "|[^\\u0000-\\u007e]" : ""}`, "gu");
+    patterns.set(rules, re);
+  }
+  return re;
 }
 
 /** The original of a stored name that was only escaped (not shortened or told apart: the catalog knows those). */
@@ -76,8 +83,11 @@ export function decodeName(stored: string): string {
   return decodeURIComponent(stored);
 }
 
+/** `%XX` for each UTF-8 byte of one character. */
 function percent(ch: string): string {
-  return [...Buffer.from(ch, "utf8")].map((b) => ESCAPE + b.toString(16).toUpperCase().padStart(2, "0")).join("");
+  const code = ch.codePointAt(0)!;
+  if (code < 0x80) return ESCAPE + code.toString(16).toUpperCase().padStart(2, "0");
+  return encodeURIComponent(ch); // upper-case hex of the UTF-8 bytes, as above
 }
 
 /** Windows treats "CON", "con.txt" and "Con .csv" alike: the part before the first dot, trailing spaces ignored. */
@@ -155,32 +165,24 @@ export class NameMap {
   storedFor(remote: string): string {
     const known = this.stored.get(remote);
     if (known !== undefined) return known;
-    const parts = remote.split("/");
-    let storedParent = "";
-    for (let i = 0; i < parts.length; i++) {
-      const remotePrefix = parts.slice(0, i + 1).join("/");
-      let storedPrefix = this.stored.get(remotePrefix);
-      if (storedPrefix === undefined) {
-        const name = this.freeName(storedParent, parts[i], remotePrefix);
-        storedPrefix = storedParent === "" ? name : `${storedParent}/${name}`;
-        this.stored.set(remotePrefix, storedPrefix);
-        this.occupy(storedParent, name, remotePrefix);
-      }
-      storedParent = storedPrefix;
-    }
-    return storedParent;
+    const cut = remote.lastIndexOf("/");
+    const storedFolder = cut < 0 ? "" : this.storedFor(remote.slice(0, cut)); // the folders first, once each
+    const name = this.freeName(storedFolder, remote.slice(cut + 1), remote);
+    const stored = storedFolder === "" ? name : `${storedFolder}/${name}`;
+    this.stored.set(remote, stored);
+    this.occupy(storedFolder, name, remote);
+    return stored;
   }
 
   private learn(remote: string, storedPath: string): void {
-    const parts = remote.split("/");
-    const storedParts = storedPath.split("/");
-    if (parts.length !== storedParts.length) return; // not a mapping this version made: ignore rather than guess
-    for (let i = 0; i < parts.length; i++) {
-      const remotePrefix = parts.slice(0, i + 1).join("/");
-      if (this.stored.has(remotePrefix)) continue;
-      this.stored.set(remotePrefix, storedParts.slice(0, i + 1).join("/"));
-      this.occupy(storedParts.slice(0, i).join("/"), storedParts[i], remotePrefix);
-    }
+    if (this.stored.has(remote)) return;
+    const cut = remote.lastIndexOf("/");
+    const storedCut = storedPath.lastIndexOf("/");
+    if ((cut < 0) !== (storedCut < 0)) return; // not a mapping this version made: ignore rather than guess
+    const storedFolder = storedCut < 0 ? "" : storedPath.slice(0, storedCut);
+    if (cut >= 0) this.learn(remote.slice(0, cut), storedFolder); // the folders, once each
+    this.stored.set(remote, storedPath);
+    this.occupy(storedFolder, storedPath.slice(storedCut + 1), remote);
   }
 
   private occupy(storedFolder: string, name: string, remote: string): void {
