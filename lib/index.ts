@@ -12,3 +12,8 @@ export { HaLink, type HaLinkOptions, type HaLinkStatus } from "./health/ha-link"
 export { HealthTracker } from "./health/tracker";
 export { applyOutcome, catalogFigures, emptySnapshot, problemsOf, type HealthSnapshot, type ProblemReason } from "./health/snapshot";
 export { discoveryMessages, removalMessages, stateMessages, stateOf } from "./health/discovery";
+export { scrub, type ScrubOptions } from "./verify/scrub";
+export { originCheck, type OriginCheckOptions, type PulledFileRef } from "./verify/origin-check";
+export { writeManifests, MANIFEST, LIVE_MANIFEST } from "./verify/manifest";
+export { partitionOf } from "./verify/schedule";
+export { blankVerifyReport, type VerifyReport, type VerifyMode, type VerifyProgress } from "./verify/report";

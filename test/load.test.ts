@@ -19,7 +19,7 @@ import * as path from "node:path";
 import { startSshd, type Sshd } from "./support/sshd";
 
 const MODULE = "node-red-contrib-tick-backup";
-const TYPES = ["sftp-server", "backup-archive", "sftp-pull", "disk-space", "ha-mqtt"];
+const TYPES = ["sftp-server", "backup-archive", "sftp-pull", "hash-verify", "disk-space", "ha-mqtt"];
 /** bcrypt of PASSWORD (cost 8), for settings.adminAuth. */
 const PASSWORD = "load-test-password";
 const PASSWORD_HASH = "$2b$08$f5RWKe0b9PhHrfCs6C2Zv.T1qXf3c2DXsspx0K8FToce9BonNpbIu";
@@ -199,7 +199,7 @@ describe("the packed package in a real Node-RED runtime", function () {
     }
   });
 
-  it("Node-RED loads all three node types from the module, enabled and without error", async function () {
+  it("Node-RED loads every node type from the module, enabled and without error", async function () {
     const res = await api("GET", "/nodes", { token: adminToken });
     assert.equal(res.status, 200, log());
     const sets = (await res.json()) as any[];

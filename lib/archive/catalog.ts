@@ -29,6 +29,10 @@ export interface FileRecord {
   pulledAt: string;
   goneSince?: string;
   versions?: FileVersion[];
+  /** when hash-verify last read the archived copy back (or asked the server about it) */
+  verifiedAt?: string;
+  /** what it found: "suspect" while the server's hash disagrees with the download's */
+  verifyResult?: "ok" | "mismatch" | "missing" | "suspect";
   /** where the file is stored, archive-relative, when that differs from `path` (a name the disk cannot hold: names.ts) */
   storedPath?: string;
 }

@@ -1,6 +1,6 @@
 import * as net from "node:net";
 import SftpClient from "ssh2-sftp-client";
-import type { SFTPWrapper } from "ssh2";
+import type { Client, ClientChannel, SFTPWrapper } from "ssh2";
 import { AuthFailed, ConfigError, ConnectFailed, HostKeyMismatch, messageOf } from "../errors";
 import { fingerprintOf, normalizeFingerprint } from "./fingerprint";
 
@@ -34,6 +34,19 @@ export interface SftpSession {
    * on (or pending at) a dead connection, and a run must not wait for it forever.
    */
   whileOpen<T>(request: Promise<T>): Promise<T>;
+  /**
+   * Runs one command on the server (SSH exec, beside the SFTP channel) with stdin closed. A server
+   * that refuses exec fails the promise; one that runs something else (`ForceCommand internal-sftp`)
+   * answers with whatever that printed: callers check the output, not only the exit code.
+   */
+  exec(command: string, options?: { signal?: AbortSignal; maxOutput?: number }): Promise<ExecResult>;
+}
+
+export interface ExecResult {
+  stdout: string;
+  stderr: string;
+  /** exit status, or null when the command ended by a signal or the server sent none */
+  code: number | null;
 }
 
 /** A port as people type it: empty means 22; anything but a whole number from 1 to 65535 is refused (NaN). */
@@ -129,6 +142,7 @@ export async function connect(cfg: ServerConfig, options: { signal?: AbortSignal
       cork: () => sock.cork(),
       uncork: () => sock.uncork(),
       whileOpen: (request) => Promise.race([request, lost]),
+      exec: (command, execOptions = {}) => Promise.race([execOn((client as unknown as { client: Client }).client, command, execOptions), lost]),
       end: async () => {
         open = false;
         await client.end().catch(() => undefined);
@@ -146,6 +160,48 @@ export async function connect(cfg: ServerConfig, options: { signal?: AbortSignal
   } finally {
     options.signal?.removeEventListener("abort", onAbort);
   }
+}
+
+function execOn(ssh: Client, command: string, options: { signal?: AbortSignal; maxOutput?: number }): Promise<ExecResult> {
+  const max = options.maxOutput ?? 16 * 1024 * 1024;
+  return new Promise((resolve, reject) => {
+    ssh.exec(command, (err: Error | undefined, stream: ClientChannel) => {
+      if (err) return reject(err);
+      const out: Buffer[] = [];
+      const errs: Buffer[] = [];
+      let size = 0;
+      let code: number | null = null;
+      let settled = false;
+      const settle = () => {
+        if (settled) return;
+        settled = true;
+        options.signal?.removeEventListener("abort", onAbort);
+        resolve({ stdout: Buffer.concat(out).toString("utf8"), stderr: Buffer.concat(errs).toString("utf8"), code });
+      };
+      // A stopped command answers at once with what it printed; the server may end it later.
+      const onAbort = () => {
+        try {
+          stream.signal("KILL");
+        } catch {
+          /* not every server takes signals */
+        }
+        stream.close();
+        settle();
+      };
+      options.signal?.addEventListener("abort", onAbort, { once: true });
+      if (options.signal?.aborted) onAbort();
+      const take = (list: Buffer[]) => (d: Buffer) => {
+        size += d.length;
+        if (size > max) return onAbort();
+        list.push(d);
+      };
+      stream.on("data", take(out));
+      stream.stderr.on("data", take(errs));
+      stream.on("exit", (c: number | null) => (code = typeof c === "number" ? c : null));
+      stream.on("close", settle);
+      stream.end(); // no input: a program that reads stdin (internal-sftp) sees EOF and ends
+    });
+  });
 }
 
 function classify(cfg: ServerConfig, err: unknown, lastError: Error | undefined): Error {

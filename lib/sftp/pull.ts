@@ -9,6 +9,7 @@ import { listTree } from "./list";
 import { planPull, type PlanItem, type PlanOptions } from "./plan";
 import { SessionPool, withRetry, type RetryPolicy } from "./session-pool";
 import { Throttle } from "./throttle";
+import { writeManifests } from "../verify/manifest";
 import { pullGrown, pullNew, pullRewritten, runDirs, type TransferContext, type TransferResult } from "./transfer";
 
 export interface PullOptions extends PlanOptions {
@@ -172,6 +173,10 @@ export async function pull(options: PullOptions): Promise<PullReport> {
       });
     } finally {
       await pool.close();
+      // The SHA256SUMS files follow the catalog (also after a run that stopped half-way), so `sha256sum -c` in the archive proves this pull too.
+      await writeManifests(options.archive.stateDir, catalog.all()).catch((err) => {
+        report.problems.push({ code: "MANIFEST_FAILED", message: `SHA256SUMS not rewritten: ${messageOf(err)}` });
+      });
       report.finishedAt = new Date().toISOString();
       report.durationMs = Date.now() - started;
       // Even a run that stopped half-way added what it committed; the volume statistics need it.

@@ -146,7 +146,8 @@ export async function pullRewritten(ctx: TransferContext, remote: RemoteFile, re
   await placeFile(ctx, part, dest);
   return {
     kind: "rewritten",
-    record: { ...record, size: remote.size, mtime: remote.mtime, sha256, state: live ? "live" : "final", pulledAt: at, goneSince: undefined, versions },
+    // New content: what verify said of the old one no longer applies.
+    record: { ...record, size: remote.size, mtime: remote.mtime, sha256, state: live ? "live" : "final", pulledAt: at, goneSince: undefined, versions, verifiedAt: undefined, verifyResult: undefined },
     bytes,
     rewritten: { keptAs, oldSha256: record.sha256, wasFinal: record.state === "final" },
   };

@@ -1,0 +1,105 @@
+// Node hash-verify: proves archived bytes — against the server (origin), a rotating part (scrub) or all (full).
+import type { NodeAPI, Node, NodeDef, NodeMessage } from "node-red";
+import { scrub } from "../../lib/verify/scrub";
+import { originCheck, type PulledFileRef } from "../../lib/verify/origin-check";
+import { blankVerifyReport, type VerifyMode, type VerifyProgress, type VerifyReport } from "../../lib/verify/report";
+import { BackupError, ConfigError } from "../../lib/errors";
+import { BUSY_PROBLEM, formatBytes, formatDuration, progressStatus, recordOutcome, reportFailure, runGuard } from "../shared/node-helpers";
+import type { BackupArchiveNode, SftpServerNode } from "../shared/types";
+
+interface HashVerifyDef extends NodeDef {
+  archive: string;
+  mode: string;
+  partitions: number | string;
+  server: string;
+  remoteDir: string;
+}
+
+const MODES: VerifyMode[] = ["origin", "scrub", "full"];
+
+export = (RED: NodeAPI) => {
+  RED.nodes.registerType("hash-verify", function (this: Node, def: HashVerifyDef) {
+    RED.nodes.createNode(this, def);
+    const archive = RED.nodes.getNode(def.archive) as BackupArchiveNode | null;
+    const server = def.server ? (RED.nodes.getNode(def.server) as SftpServerNode | null) : null;
+    const guard = runGuard();
+    let stop = new AbortController();
+
+    this.on("input", (msg, send, done) => {
+      const mode = modeOf(msg, def);
+      if (guard.busy) {
+        send({ ...msg, payload: { ...blankVerifyReport(archive?.archiveName ?? "", mode as VerifyMode), busy: true, problems: [BUSY_PROBLEM] } });
+        done();
+        return;
+      }
+      guard.run(async () => {
+        if (!archive) throw new ConfigError("no backup-archive configured");
+        if (!MODES.includes(mode as VerifyMode)) throw new ConfigError(`mode must be origin, scrub or full, got ${JSON.stringify(mode)}`);
+        if (def.server && !server) throw new ConfigError("the sftp-server set on this node does not exist");
+        stop = new AbortController();
+        let lastStatus = 0;
+        const onProgress = (p: VerifyProgress) => {
+          if (Date.now() - lastStatus < 250) return;
+          lastStatus = Date.now();
+          this.status(progressStatus(progressText(mode, p)));
+        };
+        this.status(progressStatus(mode === "origin" ? "asking server" : "listing"));
+        const common = { archive: await archive.open(), server: server?.config(), signal: stop.signal, onProgress };
+        const pulled = msg.payload as { kind?: string; remoteDir?: string; files?: PulledFileRef[] } | undefined;
+        const remoteDir = def.remoteDir || pulled?.remoteDir || "/";
+        let report: VerifyReport;
+        if (mode === "origin") {
+          if (!pulled || !Array.isArray(pulled.files)) throw new ConfigError("origin mode checks the files of a pull report: wire it after sftp-pull (msg.payload.files)");
+          report = await originCheck({ ...common, remoteDir, files: pulled.files });
+        } else {
+          report = await scrub({ ...common, mode: mode as "scrub" | "full", partitions: partitionsOf(def.partitions), remoteDir });
+        }
+        this.status(summaryStatus(report));
+        recordOutcome(archive, this, "verify", { report });
+        send({ ...msg, payload: report });
+        const bad = report.mismatches.length + report.missing.length;
+        if (bad > 0) done(new BackupError("VERIFY_FAILED", `verify found ${report.mismatches.length} mismatched and ${report.missing.length} missing file(s): ${[...report.mismatches, ...report.missing].slice(0, 3).join(", ")}`));
+        else done();
+      })?.catch((err) => {
+        if (!stop.signal.aborted) recordOutcome(archive, this, "verify", { error: err });
+        reportFailure(this, err, done, stop.signal.aborted);
+      });
+    });
+
+    this.on("close", (_removed: boolean, done: () => void) => {
+      stop.abort();
+      const timeout = new Promise((resolve) => setTimeout(resolve, 4000).unref());
+      Promise.race([guard.settled(), timeout]).then(() => done());
+    });
+  });
+};
+
+/** `msg.mode` may pick the mode per message (one node for the origin check and the daily scrub). */
+function modeOf(msg: NodeMessage & { mode?: unknown }, def: HashVerifyDef): string {
+  return typeof msg.mode === "string" && msg.mode ? msg.mode : def.mode || "scrub";
+}
+
+function partitionsOf(value: unknown): number {
+  if (value === "" || value === undefined || value === null) return 7;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1 || n > 10_000) throw new ConfigError(`partitions must be a whole number from 1 to 10000, got ${JSON.stringify(value)}`);
+  return n;
+}
+
+function progressText(mode: string, p: VerifyProgress): string {
+  if (p.phase !== "hashing") return `${mode} · ${p.phase}`;
+  const rate = p.elapsedMs > 0 ? (p.bytes / p.elapsedMs) * 1000 : 0;
+  const pct = p.bytesTotal > 0 ? Math.floor((p.bytes / p.bytesTotal) * 100) : 100;
+  return `${mode} ${pct}% · ${formatBytes(rate)}/s`;
+}
+
+function summaryStatus(r: VerifyReport) {
+  const bad = r.mismatches.length + r.missing.length;
+  if (bad > 0) return { fill: "red" as const, shape: "dot" as const, text: `${r.mismatches.length} MISMATCH · ${r.missing.length} missing · ${r.restored.length} restored` };
+  if (r.mode === "origin" && r.origin.unavailable) return { fill: "yellow" as const, shape: "ring" as const, text: "origin: unavailable" };
+  const parts = r.mode === "origin" ? [`${r.origin.matched}/${r.origin.checked} match server`] : [`${r.counts.ok} ok`];
+  if (r.partition) parts.push(`${r.partition.n}/${r.partition.t}`);
+  parts.push(formatBytes(r.bytes), formatDuration(r.durationMs));
+  if (r.problems.length > 0) return { fill: "yellow" as const, shape: "dot" as const, text: `${r.problems.length} problem(s) · ${parts.join(" · ")}` };
+  return { fill: "green" as const, shape: "dot" as const, text: parts.join(" · ") };
+}
