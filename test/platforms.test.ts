@@ -1,9 +1,11 @@
 import { strict as assert } from "node:assert";
 import * as fs from "node:fs";
 import * as path from "node:path";
+import { spawnSync } from "node:child_process";
 import { Archive } from "../lib/archive/archive";
 import { Catalog } from "../lib/archive/catalog";
 import { pull } from "../lib/sftp/pull";
+import { scrub } from "../lib/verify/scrub";
 import { ArchiveLocked } from "../lib/errors";
 import { mountImage, unmountAll, type ImageKind } from "./support/disk-image";
 import { sshdServer } from "./support/pull-env";
@@ -32,7 +34,8 @@ const HOSTILE = [
 /**
  * The pull into archives on real exFAT, NTFS and FAT32 filesystems (FUSE images, as root) from a real
  * OpenSSH server: every remote name is kept and reads back through the catalog, case twins stay two
- * files, growth and rewrites work on disks without hard links, and a file too large for FAT32 is
+ * files, growth and rewrites work on disks without hard links, verification and `sha256sum -c` read
+ * the stored names, and a file too large for FAT32 is
  * refused before a byte of it is read.
  */
 describe("archives on Windows-family disks", function () {
@@ -72,7 +75,7 @@ describe("archives on Windows-family disks", function () {
   // append after a reopen fails with EPERM; its write support is marked experimental), so the catalog's
   // journal cannot grow on it. FAT32 is covered by the probe tests and the size limit below.
   for (const kind of ["exfat", "ntfs"] as ImageKind[]) {
-    it(`${kind}: keeps every hostile name, twins apart, through new, grown and rewritten files`, async () => {
+    it(`${kind}: keeps every hostile name, twins apart, through new, grown and rewritten files, verify and sha256sum -c`, async () => {
       HOSTILE.forEach((name, i) => write(remote, name, tickLines("EURUSD", 20 + i)));
       const disk = await mountImage(kind);
       try {
@@ -105,6 +108,24 @@ describe("archives on Windows-family disks", function () {
         const third = await run();
         assert.equal(third.counts.unchanged, HOSTILE.length, "a rerun does nothing");
         assert.deepEqual(fs.readdirSync(archive.partialDir), []);
+
+        // Verification reads every file where it is stored, and SHA256SUMS lists the stored names.
+        const full = await scrub({ archive, mode: "full" });
+        assert.deepEqual(full.problems, []);
+        assert.deepEqual([full.counts.ok, full.counts.extra], [HOSTILE.length, 0]);
+        const sums = () => spawnSync("sha256sum", ["-c", ".tick-backup/SHA256SUMS"], { cwd: disk.dir, encoding: "utf8" });
+        let check = sums();
+        assert.equal(check.status, 0, check.stdout + check.stderr);
+        assert.equal(check.stdout.split("\n").filter((l) => l.endsWith(": OK")).length, HOSTILE.length);
+        assert.match(check.stdout, /^%43ON: OK$/m);
+        // A damaged file under an escaped name is found, quarantined and fetched again from the server.
+        const con = archive.fileOf((await archive.readCatalog()).get("CON")!);
+        fs.writeFileSync(con, "damaged\n");
+        const repaired = await scrub({ archive, mode: "full", server, remoteDir: remote });
+        assert.deepEqual([repaired.mismatches, repaired.restored], [["CON"], ["CON"]]);
+        assert.equal(sha256(con), sha256(path.join(remote, "CON")));
+        check = sums();
+        assert.equal(check.status, 0, check.stdout + check.stderr);
       } finally {
         await disk.unmount();
       }

@@ -12,6 +12,13 @@ import { lockFs } from "./lock-fs";
 import { NameMap } from "./names";
 import { localPath, STATE_DIR } from "./paths";
 
+/**
+ * A held lock is refreshed every 5 s; one not refreshed for this long belongs to a holder that died.
+ * Long, because another computer sees the refreshes through its share client's attribute cache
+ * (sshfs 20 s, NFS up to 60 s): with 30 s, sshfs was seen to hand a held lock to a second mount.
+ */
+export const LOCK_STALE_MS = 120_000;
+
 export interface ArchiveIdentity {
   id: string;
   name: string;
@@ -201,9 +208,7 @@ export class Archive {
         fs: this.lockFs,
         lockfilePath: path.join(this.stateDir, "lock"),
         realpath: false,
-        // Another computer judges staleness by the lock's mtime as its share client caches it (sshfs 20 s,
-        // NFS up to 60 s): with 30 s, sshfs was seen to hand a held lock to a second mount.
-        stale: 120_000,
+        stale: LOCK_STALE_MS,
         update: 5_000,
         retries: waitMs ? { retries: Math.ceil(waitMs / 500), factor: 1, minTimeout: 500, maxTimeout: 500 } : 0,
         onCompromised: (err) => lost.abort(new BackupError("LOCK_LOST", `lost the archive lock: ${err.message}`)),
