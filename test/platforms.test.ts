@@ -182,6 +182,19 @@ describe("archives on Windows-family disks", function () {
     }
   });
 
+  it("exfat (no hard links): ten opens at once agree on one identity and one profile", async () => {
+    const disk = await mountImage("exfat");
+    try {
+      const opened = await Promise.all(Array.from({ length: 10 }, () => Archive.open(disk.dir)));
+      assert.equal(opened[0].profile.observed.hardLinks, false);
+      assert.equal(new Set(opened.map((a) => a.identity.id)).size, 1);
+      assert.equal(new Set(opened.map((a) => a.profile.probedAt)).size, 1);
+      assert.deepEqual(fs.readdirSync(opened[0].stateDir).filter((n) => n.includes(".tmp-") || n.startsWith("probe-")), [], "no temporary files left");
+    } finally {
+      await disk.unmount();
+    }
+  });
+
   it("the profile is probed once and kept: a reopened archive does not probe again", async () => {
     const disk = await mountImage("fat32");
     try {
