@@ -14,7 +14,7 @@ import { startTicker, writeHistory } from "./ticks";
 const PACKAGE = "node-red-contrib-tick-backup";
 const ROOT = projectRoot(__dirname);
 const DEMO = path.join(ROOT, ".demo");
-const DIRS = { server: path.join(DEMO, "server"), archive: path.join(DEMO, "archive"), userdir: path.join(DEMO, "userdir") };
+const DIRS = { server: path.join(DEMO, "server"), archive: path.join(DEMO, "archive"), offsite: path.join(DEMO, "offsite-disk"), userdir: path.join(DEMO, "userdir") };
 const SYMBOLS = ["EURUSD", "GBPUSD", "USDJPY", "XAUUSD"];
 const USERNAME = "ticks";
 
@@ -84,6 +84,7 @@ async function main(): Promise<void> {
     `  MQTT broker       ${mqtt.url}  (Home Assistant discovery under homeassistant/, health under tick-backup/demo/)`,
     ...(mqtt.note ? [`                    ${mqtt.note}`] : []),
     ...(process.env.DEMO_MQTT_URL ? [] : [`                    watch it: npx mqtt sub -h 127.0.0.1 -p ${mqtt.port} -t 'tick-backup/#' -v`]),
+    `  offsite disk      ${DIRS.offsite}  (copied after each pull; delete it to see an unplugged disk)`,
     "  Stop with Ctrl+C. To start over, stop and delete .demo/.",
     "",
   ].join("\n"));
@@ -136,6 +137,7 @@ function writeFlows(userdir: string, demo: { port: number; hostFingerprint: stri
       switch (n.type) {
         case "inject": return { ...n, name: "every minute", repeat: "60", once: true, onceDelay: 3 };
         case "backup-archive": return { ...n, name: "demo", path: DIRS.archive };
+        case "offsite-target": return { ...n, name: "demo offsite disk", kind: "directory", path: DIRS.offsite };
         default: return n;
       }
     });

@@ -17,3 +17,4 @@ export { originCheck, type OriginCheckOptions, type PulledFileRef } from "./veri
 export { writeManifests, MANIFEST, LIVE_MANIFEST } from "./verify/manifest";
 export { partitionOf } from "./verify/schedule";
 export { blankVerifyReport, type VerifyReport, type VerifyMode, type VerifyProgress } from "./verify/report";
+export * as offsite from "./offsite";

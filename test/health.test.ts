@@ -68,6 +68,9 @@ function offsiteOutcome(finishedAt: string, failed: number, state: "online" | "o
   };
 }
 
+/** One verified offsite copy, as offsite-upload records it (only its presence counts here). */
+const COPY = { at: "2026-11-26T00:00:00.000Z", sha256: "1", key: "k", size: 1 };
+
 function record(p: string, extra: Partial<FileRecord> & { copies?: Record<string, unknown> } = {}): FileRecord {
   return { path: p, size: 1000, mtime: 1, sha256: "0".repeat(64), state: "final", firstPulledAt: T0, pulledAt: T0, ...extra } as FileRecord;
 }
@@ -132,9 +135,9 @@ describe("health snapshot", function () {
     const old = { size: 1, mtime: 1, sha256: "1", pulledAt: T0, keptAt: at(-24 * 8), storedAs: "x", reason: "rewritten" as const };
     const figures = catalogFigures([
       record("a", { state: "live" }),
-      record("b", { copies: { b2: {} } }),
-      record("c", { copies: { b2: {}, usb: {} } }),
-      record("d", { copies: { b2: {}, usb: {}, drive: {} } }),
+      record("b", { copies: { b2: COPY } }),
+      record("c", { copies: { b2: COPY, usb: COPY } }),
+      record("d", { copies: { b2: COPY, usb: COPY, drive: COPY } }),
       record("e", { versions: [old] }),
     ], new Date(T0));
     assert.deepEqual(figures.copies, { one: 2, two: 1, threePlus: 2 });
@@ -146,7 +149,7 @@ describe("health snapshot", function () {
 
   it("the catalog's verify verdicts and offsite copies speak when no report of that kind has been seen", function () {
     let s = emptySnapshot("ticks", new Date(T0));
-    s = { ...s, catalog: catalogFigures([record("a", { verifyResult: "mismatch", copies: { b2: {} } } as Partial<FileRecord>), record("b"), record("c", { verifyResult: "ok" } as Partial<FileRecord>)], new Date(T0)) };
+    s = { ...s, catalog: catalogFigures([record("a", { verifyResult: "mismatch", copies: { b2: COPY } } as Partial<FileRecord>), record("b"), record("c", { verifyResult: "ok" } as Partial<FileRecord>)], new Date(T0)) };
     const reasons = problemsOf(s, { now: new Date(T0) });
     assert.deepEqual(reasons.map((r) => r.code), ["VERIFY_MISMATCH"]);
     assert.match(reasons[0].message, /1 file\(s\) failed their last verify: a/);
@@ -168,7 +171,7 @@ describe("health tracker: saved in the archive, survives a restart", function ()
   it("writes .tick-backup/health.json atomically and a new tracker (a restarted Node-RED) reads it back", async function () {
     const root = tempDir("tick-health-");
     const archive = await Archive.open(root, { name: "ticks" });
-    await archive.update((cat) => cat.commit(record("EURUSD/a.csv", { copies: { b2: {} } }), record("EURUSD/b.csv", { state: "live" })));
+    await archive.update((cat) => cat.commit(record("EURUSD/a.csv", { copies: { b2: COPY } }), record("EURUSD/b.csv", { state: "live" })));
     const changes: Array<{ snapshot: HealthSnapshot; codes: string[] }> = [];
     const first = new HealthTracker({ name: "ticks", open: async () => archive, staleHours: 3, onChange: (snapshot, p) => changes.push({ snapshot, codes: p.map((x) => x.code) }) });
     await first.load();

@@ -2,6 +2,7 @@ import * as fs from "node:fs/promises";
 import * as path from "node:path";
 import { BackupError } from "../errors";
 import { writeFileAtomic } from "./fsutil";
+import type { OffsiteCopy } from "../offsite/target";
 
 export type FileState = "live" | "final";
 
@@ -33,6 +34,8 @@ export interface FileRecord {
   verifiedAt?: string;
   /** what it found: "suspect" while the server's hash disagrees with the download's */
   verifyResult?: "ok" | "mismatch" | "missing" | "suspect";
+  /** verified copies on offsite targets, by target id (a file's copies = 1 + the entries here) */
+  copies?: Record<string, OffsiteCopy>;
   /** where the file is stored, archive-relative, when that differs from `path` (a name the disk cannot hold: names.ts) */
   storedPath?: string;
 }

@@ -161,7 +161,7 @@ export async function pull(options: PullOptions): Promise<PullReport> {
               throw err;
             }
           });
-          await catalog.commit(result.record);
+          await catalog.commit(keepCopies(catalog, result.record));
           addResult(report, result);
         } catch (err) {
           if (signal.aborted) throw err;
@@ -225,7 +225,7 @@ async function recordBookkeeping(catalog: Catalog, items: PlanItem[], gone: File
     }
   }
   for (const record of gone) if (!record.goneSince) changes.push({ ...record, goneSince: at });
-  if (changes.length > 0) await catalog.commit(...changes);
+  if (changes.length > 0) await catalog.commit(...changes.map((r) => keepCopies(catalog, r)));
 }
 
 /**
@@ -303,4 +303,13 @@ async function forEachLimit<T>(items: T[], limit: number, fn: (item: T) => Promi
     while (next < items.length) await fn(items[next++]);
   };
   await Promise.all(Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, worker));
+}
+
+/**
+ * An offsite upload records copies while a pull runs (its short updates join the pull's lock); a
+ * record the pull built from what it read earlier keeps the copies recorded since.
+ */
+function keepCopies(catalog: Catalog, record: FileRecord): FileRecord {
+  const copies = catalog.get(record.path)?.copies;
+  return copies ? { ...record, copies } : record;
 }

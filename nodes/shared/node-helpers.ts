@@ -93,3 +93,27 @@ export function formatDuration(ms: number): string {
   const m = Math.round(s / 60);
   return m < 120 ? `${m}m` : `${Math.round(m / 60)}h`;
 }
+
+/** A number from a node's settings, or the fallback when the field is empty or not a number. */
+export function numberOr(value: unknown, fallback: number): number {
+  const n = Number(value);
+  return value === "" || value === undefined || value === null || !Number.isFinite(n) ? fallback : n;
+}
+
+/** The error a run with problems ends with (it reaches catch nodes): the first problem, and how many more. */
+export function problemsError(code: string, what: string, problems: Array<{ message: string }>): BackupError {
+  const more = problems.length > 1 ? ` (and ${problems.length - 1} more)` : "";
+  return new BackupError(code, `${what} finished with problems: ${problems[0].message}${more}`);
+}
+
+/**
+ * On close (redeploy, shutdown): stops the run and gives it a few seconds to reach a safe point
+ * before Node-RED goes on; what it left is resumed by the next run either way.
+ */
+export function stopOnClose(node: Node, guard: ReturnType<typeof runGuard>, stop: () => void): void {
+  node.on("close", (_removed: boolean, done: () => void) => {
+    stop();
+    const timeout = new Promise((resolve) => setTimeout(resolve, 4000).unref());
+    Promise.race([guard.settled(), timeout]).then(() => done());
+  });
+}

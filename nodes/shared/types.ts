@@ -2,6 +2,7 @@ import type { Node } from "node-red";
 import type { Archive } from "../../lib/archive/archive";
 import type { ServerConfig } from "../../lib/sftp/connect";
 import type { HaLink } from "../../lib/health/ha-link";
+import type { TargetConfig } from "../../lib/offsite";
 
 /** What other nodes may use of a `backup-archive` config node. */
 export interface BackupArchiveNode extends Node {
@@ -64,4 +65,18 @@ export interface HaMqttNode extends Node<HaMqttCredentials> {
   configError?: string;
   discoveryPrefix: string;
   baseTopic: string;
+}
+
+export interface OffsiteTargetCredentials {
+  accessKeyId?: string;
+  secretAccessKey?: string;
+}
+
+/** What other nodes may use of an `offsite-target` config node. */
+export interface OffsiteTargetNode extends Node<OffsiteTargetCredentials> {
+  targetName: string;
+  /** the target's settings with its credentials (never put these in a message or status) */
+  config(): TargetConfig;
+  /** the age recipient objects are encrypted to, if any */
+  encryptTo: string | undefined;
 }

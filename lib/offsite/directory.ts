@@ -1,0 +1,125 @@
+import * as fs from "node:fs";
+import * as fsp from "node:fs/promises";
+import * as path from "node:path";
+import { randomUUID } from "node:crypto";
+import type { Readable } from "node:stream";
+import { ConfigError } from "../errors";
+import { checkName } from "../archive/paths";
+import { fsyncDir, writeFileAtomic } from "../archive/fsutil";
+import { hashFile } from "../archive/local-io";
+import { HashingStream, pump, sourceStreams } from "./streams";
+import { ObjectExists, ObjectMismatch, TARGET_STATE, TargetFailed, type ObjectInfo, type Probe, type PutOptions, type PutResult, type PutSource, type Target } from "./target";
+
+export interface DirectoryTargetConfig {
+  /** a folder on a second disk, USB stick or NAS share; never created by us */
+  path: string;
+}
+
+/**
+ * A folder on a disk that is plugged in now and then. Its root is never created: a missing root
+ * means the disk is in the drawer (offline), and writing there would fill the wrong disk. The disk
+ * carries its own id (in `.tick-backup/target.json`), so two disks rotated monthly are two targets.
+ */
+export class DirectoryTarget implements Target {
+  readonly kind = "directory" as const;
+  private targetId: string | undefined;
+
+  constructor(private readonly config: DirectoryTargetConfig) {
+    if (!config.path || !path.isAbsolute(config.path)) throw new ConfigError(`directory target needs an absolute folder, got ${JSON.stringify(config.path)}`);
+  }
+
+  get description(): string {
+    return this.config.path;
+  }
+
+  async probe(): Promise<Probe> {
+    const root = this.config.path;
+    const stat = await fsp.stat(root).catch(() => undefined);
+    if (!stat) return { state: "offline", reason: `folder ${root} not found (disk not plugged in or not mounted?)` };
+    if (!stat.isDirectory()) throw new ConfigError(`directory target ${root} is not a folder`);
+    const stateDir = path.join(root, TARGET_STATE);
+    const marker = path.join(stateDir, "target.json");
+    await fsp.mkdir(path.join(stateDir, "partial"), { recursive: true });
+    let identity: { id: string } | undefined = await fsp
+      .readFile(marker, "utf8")
+      .then((t) => JSON.parse(t) as { id: string })
+      .catch(() => undefined);
+    if (!identity?.id) {
+      identity = { id: randomUUID() };
+      await writeFileAtomic(marker, JSON.stringify({ ...identity, createdAt: new Date().toISOString() }, null, 2) + "\n");
+    }
+    this.targetId = `directory:${identity.id}`;
+    return { state: "online" };
+  }
+
+  id(): string {
+    if (!this.targetId) throw new TargetFailed(this.description, "not probed yet");
+    return this.targetId;
+  }
+
+  async head(key: string): Promise<ObjectInfo | undefined> {
+    const stat = await fsp.stat(this.file(key)).catch(() => undefined);
+    return stat?.isFile() ? { size: stat.size } : undefined;
+  }
+
+  async put(key: string, source: PutSource, options: PutOptions): Promise<PutResult> {
+    const dest = this.file(key);
+    const staging = path.join(this.config.path, TARGET_STATE, "partial", randomUUID());
+    try {
+      const hashing = new HashingStream({ onBytes: options.onBytes });
+      await pump([...sourceStreams(source, options), hashing, fs.createWriteStream(staging)], options.signal).catch((err) => {
+        throw wrapIo(this.description, err);
+      });
+      const sent = hashing.result();
+      const handle = await fsp.open(staging, "r+");
+      try {
+        await handle.sync();
+      } finally {
+        await handle.close();
+      }
+      // Re-read what the disk holds: a flaky USB stick or share must not pass as a copy.
+      const stored = await hashFile(staging);
+      if (stored !== sent.sha256) throw new ObjectMismatch(`${this.description}/${key}`, `read back ${stored}, sent ${sent.sha256}`);
+      if (source.size !== undefined && sent.bytes !== source.size) throw new ObjectMismatch(`${this.description}/${key}`, `sent ${sent.bytes} bytes, expected ${source.size}`);
+      await fsp.mkdir(path.dirname(dest), { recursive: true });
+      if (options.mode === "final") {
+        // link() never replaces: an object already there stays as it is.
+        await fsp.link(staging, dest).catch((err: NodeJS.ErrnoException) => {
+          if (err.code === "EEXIST") throw new ObjectExists(`${this.description}/${key}`);
+          throw err;
+        });
+      } else {
+        await fsp.rename(staging, dest);
+      }
+      await fsyncDir(path.dirname(dest));
+      return { key, size: sent.bytes, objectSha256: sent.sha256 };
+    } finally {
+      await fsp.rm(staging, { force: true });
+    }
+  }
+
+  async hash(key: string): Promise<string> {
+    return hashFile(this.file(key));
+  }
+
+  async get(key: string): Promise<Readable> {
+    const file = this.file(key);
+    await fsp.access(file);
+    return fs.createReadStream(file);
+  }
+
+  async close(): Promise<void> {}
+
+  private file(key: string): string {
+    const parts = key.split("/");
+    parts.forEach(checkName);
+    return path.join(this.config.path, ...parts);
+  }
+}
+
+function wrapIo(where: string, err: unknown): unknown {
+  const code = (err as NodeJS.ErrnoException).code;
+  if (code === "ENOSPC") return new TargetFailed(where, "disk full", { cause: err });
+  if (code === "EIO" || code === "ENODEV" || code === "ENXIO") return new TargetFailed(where, `disk error (${code}): unplugged while writing?`, { retryable: true, cause: err });
+  return err;
+}

@@ -1,0 +1,52 @@
+import { PassThrough, Readable } from "node:stream";
+import { ConfigError } from "../errors";
+
+/* eslint-disable @typescript-eslint/no-explicit-any */
+type AgeModule = any;
+
+// age-encryption is an ES module. TypeScript compiling to CommonJS turns `import()` into require(),
+// which cannot load it; a Function body is left alone, so this stays a real dynamic import.
+const importEsm = new Function("specifier", "return import(specifier)") as (specifier: string) => Promise<AgeModule>;
+let loaded: Promise<AgeModule> | undefined;
+
+/** The age implementation (typage, by age's own authors), loaded once. */
+export function loadAge(): Promise<AgeModule> {
+  loaded ??= importEsm("age-encryption");
+  return loaded;
+}
+
+/** Checks an age recipient (public key) as the user typed it. */
+export function checkRecipient(recipient: string): string {
+  const r = recipient.trim();
+  if (!/^age1[02-9ac-hj-np-z]{58}$/.test(r) && !/^age1pq1[02-9ac-hj-np-z]+$/.test(r)) {
+    throw new ConfigError(`"${r.slice(0, 12)}…" is not an age recipient (a public key starting with age1)`);
+  }
+  return r;
+}
+
+/**
+ * Encrypts a stream to one age recipient, streaming (64 KiB chunks, constant memory). The result is
+ * a standard age file: `age -d -i key.txt` decrypts it.
+ */
+export function encryptStream(plain: Readable, recipient: string): Readable {
+  const out = new PassThrough();
+  out.on("close", () => plain.destroy());
+  (async () => {
+    const age = await loadAge();
+    const encrypter = new age.Encrypter();
+    encrypter.addRecipient(recipient);
+    const cipher: ReadableStream<Uint8Array> = await encrypter.encrypt(Readable.toWeb(plain) as unknown as ReadableStream<Uint8Array>);
+    const source = Readable.fromWeb(cipher as unknown as import("node:stream/web").ReadableStream<Uint8Array>);
+    source.on("error", (err) => out.destroy(err));
+    source.pipe(out);
+  })().catch((err) => out.destroy(err));
+  return out;
+}
+
+/** Decrypts a whole age file with a secret key (AGE-SECRET-KEY-1…), for restores and tests. */
+export async function decryptBuffer(cipher: Uint8Array, identity: string): Promise<Buffer> {
+  const age = await loadAge();
+  const decrypter = new age.Decrypter();
+  decrypter.addIdentity(identity.trim());
+  return Buffer.from(await decrypter.decrypt(cipher));
+}
