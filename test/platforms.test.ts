@@ -6,6 +6,7 @@ import { Archive } from "../lib/archive/archive";
 import { Catalog } from "../lib/archive/catalog";
 import { pull } from "../lib/sftp/pull";
 import { scrub } from "../lib/verify/scrub";
+import { createTarget, uploadOffsite } from "../lib/offsite";
 import { ArchiveLocked } from "../lib/errors";
 import { mountImage, unmountAll, type ImageKind } from "./support/disk-image";
 import { sshdServer } from "./support/pull-env";
@@ -131,6 +132,28 @@ describe("archives on Windows-family disks", function () {
       }
     });
   }
+
+  it("exfat to exfat: the offsite copy reads stored names and writes names its own disk can hold, twins kept", async () => {
+    HOSTILE.forEach((name, i) => write(remote, name, tickLines("EURUSD", 20 + i)));
+    const disk = await mountImage("exfat");
+    const usb = await mountImage("exfat");
+    try {
+      const archive = await Archive.open(disk.dir);
+      assert.equal((await pull({ server: sshdServer(sshd), archive, remoteDir: remote, settleSeconds: 0 })).counts.new, HOSTILE.length);
+      const upload = () => uploadOffsite({ archive, target: createTarget({ kind: "directory", path: usb.dir }), targetName: "usb" });
+      const first = await upload();
+      assert.deepEqual(first.problems, []);
+      assert.deepEqual([first.counts.uploaded, first.counts.failed], [HOSTILE.length, 0]);
+      const catalog = await archive.readCatalog();
+      for (const name of HOSTILE) assert.equal(Object.keys(catalog.get(name)?.copies ?? {}).length, 1, `${name} has its offsite copy`);
+      assert.equal(sha256(path.join(usb.dir, "EURUSD_2026-11-26T10%3A00.csv")), sha256(path.join(remote, "EURUSD_2026-11-26T10:00.csv")));
+      assert.equal(sha256(path.join(usb.dir, "%43ON")), sha256(path.join(remote, "CON")));
+      assert.equal((await upload()).counts.uploaded, 0, "a rerun copies nothing again");
+    } finally {
+      await usb.unmount();
+      await disk.unmount();
+    }
+  });
 
   it("fat32: a file over 4 GiB is refused before the download starts, with what to do; the rest is pulled", async () => {
     write(remote, "small.csv", tickLines("EURUSD", 10));
