@@ -85,6 +85,8 @@ async function main(): Promise<void> {
     ...(mqtt.note ? [`                    ${mqtt.note}`] : []),
     ...(process.env.DEMO_MQTT_URL ? [] : [`                    watch it: npx mqtt sub -h 127.0.0.1 -p ${mqtt.port} -t 'tick-backup/#' -v`]),
     `  offsite disk      ${DIRS.offsite}  (copied after each pull; delete it to see an unplugged disk)`,
+    `  alerts            the debug sidebar ("alerts"): press "test alert: fail", then "test alert: ok" (the recovery note follows 5 min later)`,
+    `                    the problem entity with its reasons on the broker: tick-backup/demo/… ; channels: double-click the alert node`,
     "  Stop with Ctrl+C. To start over, stop and delete .demo/.",
     "",
   ].join("\n"));
@@ -153,6 +155,8 @@ function writeFlows(userdir: string, demo: { port: number; hostFingerprint: stri
     if (archive) archive.ha = haNode.id;
   }
   Object.assign(ha, { name: process.env.DEMO_MQTT_URL ? "your broker" : "demo broker", broker: demo.mqttUrl });
+  // A flows.json from before the alert node gets the example's alert part.
+  if (!flows.some((n) => n.type === "alert")) flows.push(...example.filter((n) => n.id.startsWith("e7a1c0de")));
   fs.writeFileSync(flowsFile, JSON.stringify(flows, null, 2) + "\n");
 
   const credFile = path.join(userdir, "flows_cred.json");

@@ -18,3 +18,4 @@ export { writeManifests, MANIFEST, LIVE_MANIFEST } from "./verify/manifest";
 export { partitionOf } from "./verify/schedule";
 export { blankVerifyReport, type VerifyReport, type VerifyMode, type VerifyProgress } from "./verify/report";
 export * as offsite from "./offsite";
+export { Alerter, IncidentBook, alertSetup, deliver, noticeOf, redact, type Channel, type DeliveredEvent, type Incident, type IncidentEvent } from "./alert";

@@ -19,7 +19,7 @@ import * as path from "node:path";
 import { startSshd, type Sshd } from "./support/sshd";
 
 const MODULE = "node-red-contrib-tick-backup";
-const TYPES = ["sftp-server", "backup-archive", "sftp-pull", "hash-verify", "disk-space", "ha-mqtt", "offsite-target", "offsite-upload"];
+const TYPES = ["sftp-server", "backup-archive", "sftp-pull", "hash-verify", "disk-space", "ha-mqtt", "offsite-target", "offsite-upload", "alert"];
 /** bcrypt of PASSWORD (cost 8), for settings.adminAuth. */
 const PASSWORD = "load-test-password";
 const PASSWORD_HASH = "$2b$08$f5RWKe0b9PhHrfCs6C2Zv.T1qXf3c2DXsspx0K8FToce9BonNpbIu";

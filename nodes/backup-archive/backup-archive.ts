@@ -4,7 +4,10 @@ import { EventEmitter } from "node:events";
 import * as path from "node:path";
 import type { BackupArchiveNode, HaMqttNode, RunOutcome } from "../shared/types";
 import { Archive } from "../../lib/archive/archive";
-import { publishHealth } from "./health";
+import { exists } from "../../lib/archive/fsutil";
+import { STATE_DIR } from "../../lib/archive/paths";
+import { BackupError } from "../../lib/errors";
+import { publishHealth, trackHealth } from "./health";
 
 interface BackupArchiveDef extends NodeDef {
   name: string;
@@ -29,6 +32,11 @@ export = (RED: NodeAPI) => {
         opening = undefined; // a disk plugged in later gets another chance
         throw err;
       }));
+    // Health and alerts read and keep their state in an archive that exists; only a run creates one.
+    this.openExisting = async () => {
+      if (!(await exists(path.join(def.path || "/nonexistent", STATE_DIR, "archive.json")))) throw new BackupError("ARCHIVE_NOT_FOUND", `no archive at ${def.path} yet`);
+      return this.open();
+    };
     const outcomes = new EventEmitter();
     outcomes.setMaxListeners(0);
     this.record = (outcome: RunOutcome) => outcomes.emit("outcome", outcome);
@@ -41,11 +49,14 @@ export = (RED: NodeAPI) => {
     if (def.ha && !ha) this.warn(`Home Assistant: the ha-mqtt node ${def.ha} is missing or disabled; health is not published`);
     const stale = Number(def.staleHours);
     const staleHours = def.staleHours === "" || def.staleHours === undefined || !Number.isFinite(stale) ? 3 : Math.max(0, stale);
-    const health = ha ? publishHealth(this, ha, { staleHours, nodeExists: (id) => RED.nodes.getNode(id) !== null }) : undefined;
-    this.haNote = () => health?.note();
+    this.staleHours = staleHours;
+    const health = trackHealth(this, { staleHours, nodeExists: (id) => RED.nodes.getNode(id) !== null });
+    this.health = () => health.tracker.settled().then(() => health.tracker.current);
+    this.onHealth = (listener) => health.onChange(listener);
+    const published = ha ? publishHealth(this, ha, health) : undefined;
+    this.haNote = () => published?.note();
     this.on("close", (removed: boolean, done: () => void) => {
-      if (!health) return done();
-      health.close(removed).then(() => done(), () => done());
+      Promise.all([published?.close(removed), health.close()]).then(() => done(), () => done());
     });
   });
 };

@@ -5,7 +5,7 @@ import type { FsIdentity } from "../../lib/archive/filesystem";
 import { blankDiskReport, checkDisk, type DiskReport } from "../../lib/disk/check";
 import { DEFAULT_THRESHOLDS, parsePercent, parseSize, type Thresholds } from "../../lib/disk/space";
 import { BackupError, ConfigError } from "../../lib/errors";
-import { BUSY_PROBLEM, formatBytes, progressStatus, recordOutcome, reportFailure, runGuard } from "../shared/node-helpers";
+import { BUSY_PROBLEM, formatBytes, progressStatus, recordOutcome, reportFailure, runGuard, withHaNote } from "../shared/node-helpers";
 import type { BackupArchiveNode } from "../shared/types";
 
 interface DiskSpaceDef extends NodeDef {
@@ -44,7 +44,7 @@ export = (RED: NodeAPI) => {
           thresholds: thresholdsOf(def),
           seen,
         });
-        this.status(statusOf(report));
+        this.status(withHaNote(statusOf(report), archive));
         recordOutcome(archive, this, "disk", { report });
         send({ ...msg, payload: report });
         // Warnings reach the archive node's listeners (and so the alert node); a critical disk also reaches catch nodes.

@@ -4,7 +4,7 @@ import { scrub } from "../../lib/verify/scrub";
 import { originCheck, type PulledFileRef } from "../../lib/verify/origin-check";
 import { blankVerifyReport, type VerifyMode, type VerifyProgress, type VerifyReport } from "../../lib/verify/report";
 import { BackupError, ConfigError } from "../../lib/errors";
-import { BUSY_PROBLEM, formatBytes, formatDuration, progressStatus, recordOutcome, reportFailure, runGuard } from "../shared/node-helpers";
+import { BUSY_PROBLEM, formatBytes, formatDuration, progressStatus, recordOutcome, reportFailure, runGuard, withHaNote } from "../shared/node-helpers";
 import type { BackupArchiveNode, SftpServerNode } from "../shared/types";
 
 interface HashVerifyDef extends NodeDef {
@@ -54,7 +54,7 @@ export = (RED: NodeAPI) => {
         } else {
           report = await scrub({ ...common, mode: mode as "scrub" | "full", partitions: partitionsOf(def.partitions), remoteDir });
         }
-        this.status(summaryStatus(report));
+        this.status(withHaNote(summaryStatus(report), archive));
         recordOutcome(archive, this, "verify", { report });
         send({ ...msg, payload: report });
         const bad = report.mismatches.length + report.missing.length;

@@ -2,7 +2,7 @@
 import type { NodeAPI, Node, NodeDef } from "node-red";
 import { createTarget, uploadOffsite, type OffsiteProgress, type OffsiteReport } from "../../lib/offsite";
 import { ConfigError } from "../../lib/errors";
-import { BUSY_PROBLEM, formatBytes, formatDuration, numberOr, problemsError, progressStatus, recordOutcome, reportFailure, runGuard, stopOnClose } from "../shared/node-helpers";
+import { BUSY_PROBLEM, formatBytes, formatDuration, numberOr, problemsError, progressStatus, recordOutcome, reportFailure, runGuard, stopOnClose, withHaNote } from "../shared/node-helpers";
 import type { BackupArchiveNode, OffsiteTargetNode } from "../shared/types";
 
 interface OffsiteUploadDef extends NodeDef {
@@ -57,7 +57,7 @@ export = (RED: NodeAPI) => {
         } finally {
           await target.close();
         }
-        this.status(summaryStatus(report));
+        this.status(withHaNote(summaryStatus(report), archive));
         recordOutcome(archive, this, "offsite", { report });
         send({ ...msg, payload: report });
         if (report.problems.length > 0) done(problemsError("OFFSITE_PROBLEMS", "offsite upload", report.problems));

@@ -3,6 +3,7 @@ import type { Archive } from "../../lib/archive/archive";
 import type { ServerConfig } from "../../lib/sftp/connect";
 import type { HaLink } from "../../lib/health/ha-link";
 import type { TargetConfig } from "../../lib/offsite";
+import type { HealthSnapshot, ProblemReason } from "../../lib/health/snapshot";
 
 /** What other nodes may use of a `backup-archive` config node. */
 export interface BackupArchiveNode extends Node {
@@ -10,6 +11,8 @@ export interface BackupArchiveNode extends Node {
   archivePath: string;
   /** opens the archive on first use (the disk may be plugged in after Node-RED started) */
   open(): Promise<Archive>;
+  /** opens the archive only if it has been created (by a run): what health and alerts use, so that they never create one */
+  openExisting?(): Promise<Archive>;
   /**
    * Every node hands each run's outcome here: its report when the run ended, or a failure when it
    * could not run at all. Listeners (the Home Assistant health, the alert node) keep the picture.
@@ -19,6 +22,12 @@ export interface BackupArchiveNode extends Node {
   onRecord(listener: (outcome: RunOutcome) => void): () => void;
   /** Set when the archive publishes to Home Assistant and the broker cannot be reached: a short note for node status. */
   haNote?(): string | undefined;
+  /** hours without a successful pull after which the archive counts as stale (0: never) */
+  staleHours?: number;
+  /** The health snapshot and its problems (the reasons Home Assistant shows), once the saved one is read. */
+  health?(): Promise<{ snapshot: HealthSnapshot; problems: ProblemReason[] }>;
+  /** Subscribes to health changes (and the heartbeat); returns the unsubscribe function. */
+  onHealth?(listener: (snapshot: HealthSnapshot, problems: ProblemReason[]) => void): () => void;
 }
 
 /** A report is a plain JSON object with at least these fields (`kind`: pull, verify, disk, offsite, drill…). */
