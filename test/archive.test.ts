@@ -17,11 +17,17 @@ function record(p: string, size = 1): FileRecord {
 
 describe("archive", () => {
   describe("remote names", () => {
-    for (const bad of ["..", ".", "", "a/b", "a\\b", "x\u0000y", "line\nbreak", "tab\there", "del\u007f", "bad\ufffdutf8", "é".repeat(200)]) {
+    for (const bad of ["..", ".", "", "a/b", "x\u0000y", "bad\ufffdutf8", "é".repeat(200)]) {
       it(`refuses ${JSON.stringify(bad).slice(0, 30)}`, () => assert.throws(() => checkName(bad), UnsafeName));
     }
     it("accepts spaces, unicode, leading dashes and quotes", () => {
       for (const ok of ["file name.csv", "日本円 €.csv", "-rf", "it's;$(x).csv", "..hidden", "a..b"]) checkName(ok);
+    });
+    it("accepts control characters and backslashes (legal on the server; stored escaped) but never in a local path", () => {
+      for (const odd of ["a\\b", "line\nbreak", "tab\there", "del\u007f"]) {
+        checkName(odd);
+        assert.throws(() => localPath("/archive", odd), UnsafeName);
+      }
     });
     it("keeps the state area out of reach of remote names", () => {
       assert.throws(() => joinRel("", ".tick-backup"), UnsafeName);
@@ -48,7 +54,7 @@ describe("archive", () => {
       const dir = tempDir();
       const opened = await Promise.all(Array.from({ length: 30 }, () => Archive.open(dir)));
       assert.equal(new Set(opened.map((a) => a.identity.id)).size, 1);
-      assert.deepEqual(fs.readdirSync(path.join(dir, ".tick-backup")).sort(), ["archive.json", "partial", "versions"]);
+      assert.deepEqual(fs.readdirSync(path.join(dir, ".tick-backup")).sort(), ["archive.json", "fs-profile.json", "partial", "versions"]);
     });
 
     it("keeps its identity across opens", async () => {

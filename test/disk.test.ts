@@ -282,7 +282,8 @@ describe("the archive's disk", function () {
       assert.equal(r.kind, "disk");
       assert.equal(r.archiveDisk.mounted, true);
       assert.equal(r.archiveDisk.total, 16 * MiB);
-      assert.equal(r.archiveDisk.usedPercent, 87.5);
+      // 14 of 16 MiB, plus the few pages the state area takes (identity, disk profile, history)
+      assert.ok(r.archiveDisk.usedPercent! >= 87.5 && r.archiveDisk.usedPercent! < 88.5, String(r.archiveDisk.usedPercent));
       assert.equal(r.level, "warn");
       assert.deepEqual(r.problems.map((p) => p.code), ["DISK_LOW"]);
       assert.equal(r.volume?.history.runs, 1);

@@ -65,7 +65,7 @@ describe("pull under faults (in-process SFTP server)", function () {
     assert.equal(sha256(path.join(env.dir, "live.csv")), sha256(file));
   });
 
-  it("refuses hostile names and writes nothing outside the archive", async () => {
+  it("refuses hostile names, stores odd ones escaped, and writes nothing outside the archive", async () => {
     write(served, "ok.csv", "fine\n");
     const evil = Buffer.from("evil\n");
     server.setOptions({
@@ -90,10 +90,13 @@ describe("pull under faults (in-process SFTP server)", function () {
     const archive = await Archive.open(archiveDir);
     const report = await pull({ server: config, archive, remoteDir: "/", settleSeconds: 0 });
     assert.deepEqual(fs.readdirSync(outer), ["archive"], "nothing beside the archive");
-    assert.deepEqual(Object.keys(treeHashes(archiveDir)), ["ok.csv"]);
-    assert.equal(report.counts.refused, 6);
+    // A newline is a legal name on the server: kept, and stored escaped so no listing or manifest breaks.
+    assert.deepEqual(Object.keys(treeHashes(archiveDir)), ["new%0Aline.csv", "ok.csv"]);
+    assert.equal(report.counts.refused, 5);
     assert.equal(report.counts.notRegular, 1);
     assert.ok(report.problems.every((p) => p.code === "UNSAFE_NAME"), JSON.stringify(report.problems));
-    assert.equal((await Catalog.load(archive.stateDir)).size, 1);
+    const catalog = await Catalog.load(archive.stateDir);
+    assert.equal(catalog.size, 2);
+    assert.equal(catalog.get("new\nline.csv")?.storedPath, "new%0Aline.csv");
   });
 });

@@ -143,11 +143,13 @@ describe("pull from a real OpenSSH server", function () {
     fs.writeFileSync(Buffer.concat([Buffer.from(remote + "/bad-"), Buffer.from([0xff, 0xfe]), Buffer.from(".csv")]), "latin1\n");
     const env = await pullEnv(sshdServer(sshd), remote);
     const report = await env.run();
-    assert.deepEqual(Object.keys(treeHashes(env.dir)), ["ok.csv"]);
+    assert.deepEqual(Object.keys(treeHashes(env.dir)), ["line%0Abreak.csv", "ok.csv"], "a newline is kept, stored escaped");
+    assert.equal(fs.readFileSync(path.join(env.dir, "line%0Abreak.csv"), "utf8"), "evil\n");
     assert.equal(report.counts.notRegular, 2);
-    assert.equal(report.counts.refused, 3);
+    assert.equal(report.counts.refused, 2);
     assert.ok(report.problems.every((p) => p.code === "UNSAFE_NAME"));
-    assert.equal((await Catalog.load(env.archive.stateDir)).size, 1, "state area untouched by the server's .tick-backup");
+    const catalog = await Catalog.load(env.archive.stateDir);
+    assert.deepEqual(catalog.all().map((r) => [r.path, r.storedPath]).sort(), [["line\nbreak.csv", "line%0Abreak.csv"], ["ok.csv", undefined]], "state area untouched by the server's .tick-backup");
   });
 
   it("says at once that the remote folder does not exist, without retrying for nothing", async () => {

@@ -3,11 +3,21 @@ import * as path from "node:path";
 import { randomUUID } from "node:crypto";
 import * as lockfile from "proper-lockfile";
 import { ArchiveLocked, BackupError, ConfigError } from "../errors";
-import { Catalog } from "./catalog";
+import { Catalog, storedPathOf, type FileRecord } from "./catalog";
 import { describeFilesystem, filesystemDifferences, isRecordedFilesystem, matchesRecorded, probeFilesystem, type FsIdentity } from "./filesystem";
-import { exists, fsyncDir, writeFileAtomic } from "./fsutil";
+import { createOnce, exists, writeFileAtomic } from "./fsutil";
+import { loadProfile, type FsProfile } from "./fs-probe";
 import { readKnown, rememberKnown, knownFile } from "./known";
-import { STATE_DIR } from "./paths";
+import { lockFs } from "./lock-fs";
+import { NameMap } from "./names";
+import { localPath, STATE_DIR } from "./paths";
+
+/**
+ * A held lock is refreshed every 5 s; one not refreshed for this long belongs to a holder that died.
+ * Long, because another computer sees the refreshes through its share client's attribute cache
+ * (sshfs 20 s, NFS up to 60 s): with 30 s, sshfs was seen to hand a held lock to a second mount.
+ */
+export const LOCK_STALE_MS = 120_000;
 
 export interface ArchiveIdentity {
   id: string;
@@ -35,8 +45,24 @@ export interface OpenOptions {
 export class Archive {
   readonly stateDir: string;
 
-  private constructor(readonly root: string, readonly identity: ArchiveIdentity) {
+  private constructor(
+    readonly root: string,
+    readonly identity: ArchiveIdentity,
+    /** what the archive's filesystem can hold, probed once (fs-probe.ts) */
+    readonly profile: FsProfile,
+  ) {
     this.stateDir = path.join(root, STATE_DIR);
+    this.lockFs = lockFs(profile.observed.mtimeResolutionMs);
+  }
+
+  /** Stored paths for remote paths: the catalog's, and new ones the filesystem can hold. */
+  names(catalog: Catalog): NameMap {
+    return new NameMap(this.profile.rules, catalog.all(), [STATE_DIR]);
+  }
+
+  /** The local file holding a record's bytes. */
+  fileOf(record: Pick<FileRecord, "path" | "storedPath">): string {
+    return localPath(this.root, storedPathOf(record));
   }
 
   /**
@@ -64,14 +90,8 @@ export class Archive {
         format: 1,
         filesystem: await probeFilesystem(root),
       };
-      // Written aside, then linked into place: of two processes opening a new archive at once, one wins and both read its identity.
-      const tmp = `${identityFile}.${randomUUID()}`;
-      await writeFileAtomic(tmp, JSON.stringify(identity, null, 2) + "\n");
-      await fs.link(tmp, identityFile).catch((err: NodeJS.ErrnoException) => {
-        if (err.code !== "EEXIST") throw err;
-      });
-      await fs.rm(tmp, { force: true });
-      await fsyncDir(stateDir);
+      // Of two processes opening a new archive at once, one wins and both read its identity.
+      await createOnce(identityFile, JSON.stringify(identity, null, 2) + "\n", JSON.parse);
     }
     let identity = parseIdentity(await fs.readFile(identityFile, "utf8"), stateDir);
     if (known && known.id !== identity.id && !initialise) throw replaced(root, identity, known, knownFile(options.knownDir!, root));
@@ -80,7 +100,7 @@ export class Archive {
     if (options.knownDir && (!known || known.id !== identity.id || known.filesystem?.dev !== identity.filesystem?.dev)) {
       await rememberKnown(options.knownDir, { path: path.resolve(root), id: identity.id, name: identity.name, filesystem: identity.filesystem, openedAt: new Date().toISOString() });
     }
-    return new Archive(root, identity);
+    return new Archive(root, identity, await loadProfile(stateDir));
   }
 
   /**
@@ -123,7 +143,7 @@ export class Archive {
   /**
    * Runs `fn` holding the archive's lock exclusively (a pull), with a freshly loaded catalog. The lock
    * is a directory (atomic on local disks and network shares) refreshed while held; a holder that
-   * died leaves it stale after 30 s, so a crash never wedges the archive. A second exclusive run in
+   * died leaves it stale after 2 minutes, so a crash never wedges the archive. A second exclusive run in
    * this process, or any run in another process, gets ArchiveLocked.
    */
   withLock<T>(fn: (catalog: Catalog, signal: AbortSignal) => Promise<T>, options: { waitMs?: number } = {}): Promise<T> {
@@ -140,6 +160,8 @@ export class Archive {
     return this.hold(false, fn, options.waitMs ?? 60_000);
   }
 
+  /** the lock's own filesystem calls: its view of this disk's timestamps is not shared with other archives */
+  private readonly lockFs: ReturnType<typeof lockFs>;
   private held: { catalog: Catalog; lost: AbortController; users: number; exclusive: boolean; release: () => Promise<void> } | undefined;
   private acquiring: Promise<void> | undefined;
 
@@ -183,9 +205,10 @@ export class Archive {
     let release: () => Promise<void>;
     try {
       release = await lockfile.lock(this.stateDir, {
+        fs: this.lockFs,
         lockfilePath: path.join(this.stateDir, "lock"),
         realpath: false,
-        stale: 30_000,
+        stale: LOCK_STALE_MS,
         update: 5_000,
         retries: waitMs ? { retries: Math.ceil(waitMs / 500), factor: 1, minTimeout: 500, maxTimeout: 500 } : 0,
         onCompromised: (err) => lost.abort(new BackupError("LOCK_LOST", `lost the archive lock: ${err.message}`)),

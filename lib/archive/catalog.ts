@@ -36,6 +36,13 @@ export interface FileRecord {
   verifyResult?: "ok" | "mismatch" | "missing" | "suspect";
   /** verified copies on offsite targets, by target id (a file's copies = 1 + the entries here) */
   copies?: Record<string, OffsiteCopy>;
+  /** where the file is stored, archive-relative, when that differs from `path` (a name the disk cannot hold: names.ts) */
+  storedPath?: string;
+}
+
+/** The archive-relative path of a record's bytes: what every reader of the archive opens (localPath(root, storedPathOf(r))). */
+export function storedPathOf(record: Pick<FileRecord, "path" | "storedPath">): string {
+  return record.storedPath ?? record.path;
 }
 
 const SNAPSHOT = "catalog.json";

@@ -27,12 +27,34 @@ export async function writeFileAtomic(file: string, data: string | Buffer): Prom
     } finally {
       await handle.close();
     }
-    await fs.rename(tmp, file);
+    await renameReplacing(tmp, file);
   } catch (err) {
     await fs.rm(tmp, { force: true }).catch(() => undefined); // a failed write leaves no stray file
     throw err;
   }
   await fsyncDir(path.dirname(file));
+}
+
+/** Errors Windows gives while another program (a virus scanner, the search indexer, a backup agent) briefly holds the target open. */
+const WINDOWS_BUSY = new Set(["EPERM", "EACCES", "EBUSY"]);
+
+/**
+ * Renames `from` over `to`, replacing it. POSIX does that atomically; so does Windows (MoveFileEx
+ * with replace), except that it refuses while another program holds `to` open, which a virus scanner
+ * does for a moment after every write. There it is tried again for up to `waitMs` before giving up.
+ */
+export async function renameReplacing(from: string, to: string, options: { platform?: NodeJS.Platform; waitMs?: number } = {}): Promise<void> {
+  const windows = (options.platform ?? process.platform) === "win32";
+  const deadline = Date.now() + (options.waitMs ?? 10_000);
+  for (let delay = 20; ; delay = Math.min(delay * 2, 1000)) {
+    try {
+      await fs.rename(from, to);
+      return;
+    } catch (err) {
+      if (!windows || !WINDOWS_BUSY.has((err as NodeJS.ErrnoException).code ?? "") || Date.now() + delay > deadline) throw err;
+      await new Promise((r) => setTimeout(r, delay));
+    }
+  }
 }
 
 export async function exists(p: string): Promise<boolean> {
@@ -80,5 +102,56 @@ export class DirSyncer {
       return start();
     });
     return slot.next;
+  }
+}
+
+/** Errors of link() on filesystems without hard links (FAT, exFAT, some network shares). */
+const NO_HARD_LINKS = new Set(["EPERM", "ENOTSUP", "EOPNOTSUPP", "ENOSYS", "EMLINK"]);
+
+/**
+ * Creates `file` holding `data` unless it exists, and returns what `file` holds afterwards, parsed:
+ * of several processes creating it at once exactly one wins and all get the winner's. The data is
+ * written aside and hard-linked into place; where the filesystem has no hard links, an exclusive
+ * create picks the winner, and a loser rereads until the winner's write is complete.
+ */
+export async function createOnce<T>(file: string, data: string, parse: (text: string) => T): Promise<T> {
+  const tmp = `${file}.tmp-${process.pid}-${randomUUID()}`;
+  try {
+    await writeFileAtomic(tmp, data);
+    await fs.link(tmp, file);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code ?? "";
+    if (code !== "EEXIST") {
+      if (!NO_HARD_LINKS.has(code)) throw err;
+      await createExclusive(file, data);
+    }
+  } finally {
+    await fs.rm(tmp, { force: true });
+  }
+  await fsyncDir(path.dirname(file));
+  for (let attempt = 0; ; attempt++) {
+    const text = await fs.readFile(file, "utf8");
+    try {
+      return parse(text);
+    } catch (err) {
+      if (attempt >= 50) throw err;
+      await new Promise((r) => setTimeout(r, 20)); // another process is still writing it
+    }
+  }
+}
+
+async function createExclusive(file: string, data: string): Promise<void> {
+  let handle: fs.FileHandle;
+  try {
+    handle = await fs.open(file, "wx");
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "EEXIST") return;
+    throw err;
+  }
+  try {
+    await handle.writeFile(data);
+    await handle.sync();
+  } finally {
+    await handle.close();
   }
 }

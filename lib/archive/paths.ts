@@ -6,17 +6,30 @@ export const STATE_DIR = ".tick-backup";
 
 /**
  * Checks one remote directory entry name. Remote names are untrusted input: a server (or an
- * attacker on it) chooses them, so anything that could climb out of the archive, hide in the
- * state area, or not round-trip through UTF-8 is refused rather than "cleaned".
+ * attacker on it) chooses them, so anything that could climb out of the archive or not round-trip
+ * through UTF-8 is refused rather than "cleaned". Control characters and backslash are legal names on
+ * the server's filesystem; they are kept, and always stored escaped (names.ts).
  */
 export function checkName(name: string): void {
   if (name.length === 0) throw new UnsafeName(name, "empty name");
   if (name === "." || name === "..") throw new UnsafeName(name, "dot entry");
-  if (name.includes("/") || name.includes("\\")) throw new UnsafeName(name, "contains a path separator");
-  // eslint-disable-next-line no-control-regex
-  if (/[\u0000-\u001f\u007f]/.test(name)) throw new UnsafeName(name, "contains a control character (NUL, newline, …)");
+  if (name.includes("/")) throw new UnsafeName(name, "contains a path separator");
+  if (name.includes("\u0000")) throw new UnsafeName(name, "contains NUL");
   if (name.includes("\ufffd")) throw new UnsafeName(name, "not valid UTF-8");
   if (Buffer.byteLength(name, "utf8") > 255) throw new UnsafeName(name, "longer than 255 bytes");
+}
+
+/**
+ * Checks one component of a stored (local) path: what names.ts makes never fails this. Stricter than
+ * a remote name: no backslash and no control characters (escaped when stored), and on Windows no ":" (a
+ * drive or an alternate data stream).
+ */
+export function checkStoredName(name: string, pathApi: path.PlatformPath = path): void {
+  checkName(name);
+  if (name.includes("\\")) throw new UnsafeName(name, "contains a path separator");
+  // eslint-disable-next-line no-control-regex
+  if (/[\u0000-\u001f\u007f]/.test(name)) throw new UnsafeName(name, "contains a control character");
+  if (pathApi.sep === "\\" && name.includes(":")) throw new UnsafeName(name, "contains a drive or stream separator");
 }
 
 /** Joins checked names into the archive-relative path (always "/"-separated). */
@@ -28,16 +41,17 @@ export function joinRel(parent: string, name: string): string {
 }
 
 /**
- * Maps an archive-relative path to a local one, and proves the result is inside the root — the last
- * line of defence should a bad name ever get past checkName.
+ * Maps a stored archive-relative path ("/"-separated, as records keep it: `storedPathOf(record)`) to
+ * a local one, and proves the result is inside the root — the last line of defence should a bad name
+ * ever get past the checks. `pathApi` is the platform's path module (tests pass path.win32).
  */
-export function localPath(root: string, rel: string): string {
+export function localPath(root: string, rel: string, pathApi: path.PlatformPath = path): string {
   const parts = rel.split("/");
-  for (const part of parts) checkName(part);
+  for (const part of parts) checkStoredName(part, pathApi);
   if (parts[0] === STATE_DIR) throw new UnsafeName(rel, `${STATE_DIR} is reserved for the archive's own state`);
-  const resolvedRoot = path.resolve(root);
-  const full = path.resolve(resolvedRoot, ...parts);
-  if (!full.startsWith(resolvedRoot + path.sep)) throw new UnsafeName(rel, "leaves the archive");
+  const resolvedRoot = pathApi.resolve(root);
+  const full = pathApi.resolve(resolvedRoot, ...parts);
+  if (!full.startsWith(resolvedRoot.endsWith(pathApi.sep) ? resolvedRoot : resolvedRoot + pathApi.sep)) throw new UnsafeName(rel, "leaves the archive");
   return full;
 }
 

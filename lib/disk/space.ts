@@ -1,4 +1,5 @@
 import * as fs from "node:fs/promises";
+import * as path from "node:path";
 import checkDiskSpace from "check-disk-space";
 import { ConfigError, messageOf } from "../errors";
 import { filesystemDifferences, probeFilesystem, type FsIdentity } from "../archive/filesystem";
@@ -43,7 +44,7 @@ export const DEFAULT_THRESHOLDS: Thresholds = { warnPercent: 85, criticalPercent
  * filesystem, is `not mounted`: that is what an unmounted disk or share leaves behind.
  */
 export async function measurePath(p: string, previous?: FsIdentity): Promise<PathSpace> {
-  if (!p.startsWith("/")) throw new ConfigError(`watched path must be absolute, got ${JSON.stringify(p)}`);
+  if (!path.isAbsolute(p)) throw new ConfigError(`watched path must be absolute, got ${JSON.stringify(p)}`); // C:\backup on Windows too
   const gone = (): PathSpace => ({ path: p, mounted: false, state: "missing", reason: `${p} does not exist` });
   const stat = await fs.stat(p).catch(() => undefined);
   if (!stat) return gone();

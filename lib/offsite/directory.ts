@@ -6,6 +6,8 @@ import type { Readable } from "node:stream";
 import { ConfigError } from "../errors";
 import { checkName } from "../archive/paths";
 import { fsyncDir, writeFileAtomic } from "../archive/fsutil";
+import { loadProfile } from "../archive/fs-probe";
+import { encodeName, POSIX_RULES, shortenName, type NameRules } from "../archive/names";
 import { hashFile } from "../archive/local-io";
 import { HashingStream, pump, sourceStreams } from "./streams";
 import { ObjectExists, ObjectMismatch, TARGET_STATE, TargetFailed, type ObjectInfo, type Probe, type PutOptions, type PutResult, type PutSource, type Target } from "./target";
@@ -23,6 +25,8 @@ export interface DirectoryTargetConfig {
 export class DirectoryTarget implements Target {
   readonly kind = "directory" as const;
   private targetId: string | undefined;
+  /** what this disk can hold, probed once and kept on it: a key's file name is derived from it */
+  private rules: NameRules = POSIX_RULES;
 
   constructor(private readonly config: DirectoryTargetConfig) {
     if (!config.path || !path.isAbsolute(config.path)) throw new ConfigError(`directory target needs an absolute folder, got ${JSON.stringify(config.path)}`);
@@ -48,6 +52,7 @@ export class DirectoryTarget implements Target {
       identity = { id: randomUUID() };
       await writeFileAtomic(marker, JSON.stringify({ ...identity, createdAt: new Date().toISOString() }, null, 2) + "\n");
     }
+    this.rules = (await loadProfile(stateDir)).rules;
     this.targetId = `directory:${identity.id}`;
     return { state: "online" };
   }
@@ -84,9 +89,14 @@ export class DirectoryTarget implements Target {
       await fsp.mkdir(path.dirname(dest), { recursive: true });
       if (options.mode === "final") {
         // link() never replaces: an object already there stays as it is.
-        await fsp.link(staging, dest).catch((err: NodeJS.ErrnoException) => {
+        await fsp.link(staging, dest).catch(async (err: NodeJS.ErrnoException) => {
           if (err.code === "EEXIST") throw new ObjectExists(`${this.description}/${key}`);
-          throw err;
+          if (!NO_HARD_LINKS.has(err.code ?? "")) throw err;
+          // exFAT and FAT have no hard links: the name is claimed by an exclusive create, then the copy renamed over the claim.
+          await fsp.writeFile(dest, "", { flag: "wx" }).catch((e: NodeJS.ErrnoException) => {
+            throw e.code === "EEXIST" ? new ObjectExists(`${this.description}/${key}`) : e;
+          });
+          await fsp.rename(staging, dest);
         });
       } else {
         await fsp.rename(staging, dest);
@@ -110,12 +120,20 @@ export class DirectoryTarget implements Target {
 
   async close(): Promise<void> {}
 
+  /**
+   * The file of a key: each name escaped as this disk requires (`10:00` is `10%3A00` on exFAT), a pure
+   * function of the key so that head, get and hash find what put wrote. Two keys this disk cannot
+   * tell apart (case twins) meet as ObjectExists, and the upload stores the second under its
+   * hash-named alternative: both are kept.
+   */
   private file(key: string): string {
     const parts = key.split("/");
     parts.forEach(checkName);
-    return path.join(this.config.path, ...parts);
+    return path.join(this.config.path, ...parts.map((p) => shortenName(encodeName(p, this.rules), p, this.rules)));
   }
 }
+
+const NO_HARD_LINKS = new Set(["EPERM", "ENOTSUP", "EOPNOTSUPP", "ENOSYS"]);
 
 function wrapIo(where: string, err: unknown): unknown {
   const code = (err as NodeJS.ErrnoException).code;

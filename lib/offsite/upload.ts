@@ -5,7 +5,6 @@ import { Readable } from "node:stream";
 import type { Archive } from "../archive/archive";
 import type { FileRecord } from "../archive/catalog";
 import { writeFileAtomic } from "../archive/fsutil";
-import { localPath } from "../archive/paths";
 import { Aborted, BackupError, isRetryable, messageOf } from "../errors";
 import { Throttle } from "../sftp/throttle";
 import { checkRecipient, encryptStream } from "./encrypt";
@@ -200,7 +199,7 @@ function needsCopy(r: FileRecord, id: string | undefined): boolean {
  * stopped) is adopted once proven, or redone in place when its metadata says it is ours.
  */
 async function uploadFinal(ctx: FileContext, record: FileRecord): Promise<"uploaded" | "skipped"> {
-  const file = localPath(ctx.archive.root, record.path);
+  const file = ctx.archive.fileOf(record);
   const size = (await fsp.stat(file)).size;
   if (size !== record.size) return "skipped"; // changed since the catalog was read; the next run sees the new record
   const suffix = ctx.recipient ? ".age" : "";
@@ -256,7 +255,7 @@ async function putFile(ctx: FileContext, record: FileRecord, file: string, key: 
 
 /** A growing file goes to the live area as far as the catalog knows it, replacing its older state. */
 async function uploadLive(ctx: FileContext, record: FileRecord): Promise<"uploaded" | "skipped"> {
-  const file = localPath(ctx.archive.root, record.path);
+  const file = ctx.archive.fileOf(record);
   if ((await fsp.stat(file)).size < record.size || record.size === 0) return "skipped";
   const source: PutSource = {
     open: () => {

@@ -1,6 +1,7 @@
 import { setMaxListeners } from "node:events";
 import type { Archive } from "../archive/archive";
 import type { Catalog, FileRecord } from "../archive/catalog";
+import type { FsProfile } from "../archive/fs-probe";
 import { BackupError, isRetryable, messageOf } from "../errors";
 import { appendHistory } from "../archive/history";
 import { describeServer, type ServerConfig } from "./connect";
@@ -41,6 +42,8 @@ export interface PulledFile {
   bytes: number;
   sha256: string;
   state: "live" | "final";
+  /** where the archive stores it, when the disk cannot hold the remote name */
+  storedPath?: string;
 }
 
 export interface Problem {
@@ -71,6 +74,8 @@ export interface PullReport {
     excluded: number;
     refused: number;
     notRegular: number;
+    /** larger than the archive's filesystem can hold in one file (FAT32: 4 GiB): not downloaded */
+    tooLarge: number;
     failed: number;
   };
   /** bytes that crossed the network for file content */
@@ -113,7 +118,14 @@ export async function pull(options: PullOptions): Promise<PullReport> {
       for (const r of listing.refused) report.problems.push({ code: "UNSAFE_NAME", message: r.reason, path: r.path });
       await recordBookkeeping(catalog, plan.items, plan.gone, new Date().toISOString(), report);
 
-      const work = plan.items.filter((i) => i.kind !== "unchanged" && i.kind !== "settled");
+      const names = options.archive.names(catalog);
+      const work = refuseTooLarge(
+        plan.items.filter((i) => i.kind !== "unchanged" && i.kind !== "settled"),
+        options.archive.profile,
+        report,
+      );
+      // Stored names in a fixed order, so that of two names the disk cannot tell apart the same one keeps its name every time.
+      for (const item of [...work].sort((a, b) => (a.remote.rel < b.remote.rel ? -1 : 1))) names.storedFor(item.remote.rel);
       progress.phase = "pulling";
       progress.filesTotal = work.length;
       progress.bytesTotal = work.reduce((sum, i) => sum + i.remote.size - (i.kind === "grown" ? i.record!.size : 0), 0);
@@ -139,6 +151,7 @@ export async function pull(options: PullOptions): Promise<PullReport> {
               remoteDir: options.remoteDir,
               now: () => new Date(),
               dirs,
+              names,
               read: { depth, signal, throttle, onBytes, stallMs: (options.stallSeconds ?? 30) * 1000, cork: session.cork, uncork: session.uncork },
             };
             try {
@@ -215,6 +228,32 @@ async function recordBookkeeping(catalog: Catalog, items: PlanItem[], gone: File
   if (changes.length > 0) await catalog.commit(...changes.map((r) => keepCopies(catalog, r)));
 }
 
+/**
+ * Files the archive's filesystem cannot hold (a FAT32 disk takes at most 4 GiB − 1 byte in one file)
+ * are refused before a byte is fetched: a download would fail at the limit after hours, or worse,
+ * on the last byte. Each becomes a problem that says what to do.
+ */
+function refuseTooLarge(work: PlanItem[], profile: FsProfile, report: PullReport): PlanItem[] {
+  const max = profile.maxFileSize;
+  if (max === undefined) return work;
+  return work.filter((item) => {
+    if (item.remote.size <= max) return true;
+    report.counts.tooLarge++;
+    report.problems.push({
+      code: "FILE_TOO_LARGE",
+      path: item.remote.rel,
+      message:
+        `${item.remote.rel} is ${gib(item.remote.size)}; the archive's disk (FAT32) holds at most ${gib(max + 1)} − 1 byte in one file, so it was not downloaded. ` +
+        "Reformat the archive disk as exFAT or NTFS (or use another disk), or exclude the file.",
+    });
+    return false;
+  });
+}
+
+function gib(bytes: number): string {
+  return `${(bytes / 2 ** 30).toFixed(bytes % 2 ** 30 === 0 ? 0 : 1)} GiB`;
+}
+
 function addResult(report: PullReport, result: TransferResult): void {
   report.bytes += result.bytes;
   if (result.kind === "touched") {
@@ -223,7 +262,7 @@ function addResult(report: PullReport, result: TransferResult): void {
   }
   report.counts[result.kind]++;
   const r = result.record;
-  report.files.push({ path: r.path, kind: result.kind, size: r.size, bytes: result.bytes, sha256: r.sha256, state: r.state });
+  report.files.push({ path: r.path, kind: result.kind, size: r.size, bytes: result.bytes, sha256: r.sha256, state: r.state, ...(r.storedPath ? { storedPath: r.storedPath } : {}) });
   if (result.rewritten) {
     report.rewritten.push({ path: r.path, keptAs: result.rewritten.keptAs, oldSha256: result.rewritten.oldSha256, newSha256: r.sha256, wasFinal: result.rewritten.wasFinal });
     report.problems.push({
@@ -249,7 +288,7 @@ export function blankPullReport(archive: string, server: string, remoteDir: stri
     startedAt: at,
     finishedAt: at,
     durationMs: 0,
-    counts: { listed: 0, new: 0, grown: 0, unchanged: 0, settled: 0, touched: 0, rewritten: 0, gone: 0, tooOld: 0, excluded: 0, refused: 0, notRegular: 0, failed: 0 },
+    counts: { listed: 0, new: 0, grown: 0, unchanged: 0, settled: 0, touched: 0, rewritten: 0, gone: 0, tooOld: 0, excluded: 0, refused: 0, notRegular: 0, tooLarge: 0, failed: 0 },
     bytes: 0,
     files: [],
     rewritten: [],

@@ -4,8 +4,9 @@ import { createHash } from "node:crypto";
 import type { SftpSession } from "./connect";
 import type { Archive } from "../archive/archive";
 import type { FileRecord, FileVersion } from "../archive/catalog";
-import { DirSyncer, exists, fsyncDir, sizeOf } from "../archive/fsutil";
+import { DirSyncer, exists, fsyncDir, renameReplacing, sizeOf } from "../archive/fsutil";
 import { Flusher, hashFile, hashInto, readLocal } from "../archive/local-io";
+import { shortenName, type NameMap } from "../archive/names";
 import { localPath, remotePath } from "../archive/paths";
 import { BackupError } from "../errors";
 import type { RemoteFile } from "./list";
@@ -19,6 +20,8 @@ export interface TransferContext {
   now: () => Date;
   /** shared by a run's transfers: folders known to exist, and coalesced folder fsyncs */
   dirs: { known: Set<string>; syncer: DirSyncer };
+  /** where each remote path is stored (the same path, unless the archive's filesystem cannot hold it) */
+  names: NameMap;
 }
 
 export function runDirs(): TransferContext["dirs"] {
@@ -44,12 +47,13 @@ const RESUME_MIN = 1024 * 1024;
  */
 export async function pullNew(ctx: TransferContext, remote: RemoteFile, live: boolean, previous?: FileRecord): Promise<TransferResult> {
   const { part, bytes, sha256 } = await downloadToPartial(ctx, remote);
-  const dest = localPath(ctx.archive.root, remote.rel);
+  const stored = ctx.names.storedFor(remote.rel);
+  const dest = localPath(ctx.archive.root, stored);
   const versions = [...(previous?.versions ?? [])];
   if (await exists(dest)) {
     // A file the catalog does not know (copied in by hand, or placed just before a crash).
     const localSha = await hashFile(dest);
-    if (localSha !== sha256) versions.push(await keepVersion(ctx, remote.rel, dest, { size: (await sizeOf(dest)) ?? 0, mtime: 0, sha256: localSha, pulledAt: "" }, "unknown-local"));
+    if (localSha !== sha256) versions.push(await keepVersion(ctx, stored, dest, { size: (await sizeOf(dest)) ?? 0, mtime: 0, sha256: localSha, pulledAt: "" }, "unknown-local"));
   }
   await placeFile(ctx, part, dest);
   const at = ctx.now().toISOString();
@@ -62,6 +66,7 @@ export async function pullNew(ctx: TransferContext, remote: RemoteFile, live: bo
     firstPulledAt: previous?.firstPulledAt ?? at,
     pulledAt: at,
     ...(versions.length > 0 ? { versions } : {}),
+    ...(stored !== remote.rel ? { storedPath: stored } : {}),
   };
   return { kind: "new", record, bytes };
 }
@@ -72,7 +77,7 @@ export async function pullNew(ctx: TransferContext, remote: RemoteFile, live: bo
  * Returns undefined when the old bytes differ on the server: the caller treats it as rewritten.
  */
 export async function pullGrown(ctx: TransferContext, remote: RemoteFile, record: FileRecord, live: boolean): Promise<TransferResult | undefined> {
-  const dest = localPath(ctx.archive.root, remote.rel);
+  const dest = localPath(ctx.archive.root, ctx.names.storedFor(remote.rel));
   const localSize = await sizeOf(dest);
   if (localSize === undefined) return pullNew(ctx, remote, live, record); // deleted locally by hand: fetch it whole again
   if (localSize < record.size) {
@@ -128,12 +133,13 @@ export async function pullRewritten(ctx: TransferContext, remote: RemoteFile, re
     await fs.rm(part, { force: true });
     return { kind: "touched", record: { ...record, mtime: remote.mtime, state: live ? "live" : "final", goneSince: undefined }, bytes };
   }
-  const dest = localPath(ctx.archive.root, remote.rel);
+  const stored = ctx.names.storedFor(remote.rel);
+  const dest = localPath(ctx.archive.root, stored);
   const versions = [...(record.versions ?? [])];
   let keptAs = "";
   if (await exists(dest)) {
     // Label the kept bytes with what they really are, even if the archived copy had rotted.
-    const version = await keepVersion(ctx, remote.rel, dest, { ...record, sha256: await hashFile(dest) }, "rewritten");
+    const version = await keepVersion(ctx, stored, dest, { ...record, sha256: await hashFile(dest) }, "rewritten");
     versions.push(version);
     keptAs = version.storedAs;
   }
@@ -221,13 +227,15 @@ async function placeFile(ctx: TransferContext, part: string, dest: string): Prom
     }
     ctx.dirs.known.add(dir);
   }
-  await fs.rename(part, dest);
+  await renameReplacing(part, dest);
   await ctx.dirs.syncer.sync(dir);
 }
 
-/** Keeps the bytes now at `dest` under the versions folder, named by their hash (so a retry finds them). */
-async function keepVersion(ctx: TransferContext, rel: string, dest: string, old: Pick<FileRecord, "size" | "mtime" | "sha256" | "pulledAt">, reason: FileVersion["reason"]): Promise<FileVersion> {
-  const storedAs = `.tick-backup/versions/${rel}~${old.sha256.slice(0, 16)}`;
+/** Keeps the bytes now at `dest` (stored as `stored`) under the versions folder, named by their hash (so a retry finds them). */
+async function keepVersion(ctx: TransferContext, stored: string, dest: string, old: Pick<FileRecord, "size" | "mtime" | "sha256" | "pulledAt">, reason: FileVersion["reason"]): Promise<FileVersion> {
+  const dirs = stored.split("/");
+  const name = `${dirs.pop()}~${old.sha256.slice(0, 16)}`;
+  const storedAs = [".tick-backup/versions", ...dirs, shortenName(name, name, ctx.archive.profile.rules)].join("/");
   const target = path.join(ctx.archive.root, ...storedAs.split("/"));
   await fs.mkdir(path.dirname(target), { recursive: true });
   try {

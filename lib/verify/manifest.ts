@@ -1,6 +1,6 @@
 import * as fs from "node:fs/promises";
 import * as path from "node:path";
-import type { FileRecord } from "../archive/catalog";
+import { storedPathOf, type FileRecord } from "../archive/catalog";
 import { writeFileAtomic } from "../archive/fsutil";
 
 /** Names of the manifests in the archive's state area (never in the data tree, where a remote file could have the name). */
@@ -18,11 +18,12 @@ export const LIVE_MANIFEST = "SHA256SUMS.live";
  * pull may append to them, so that list is a record, not a promise.
  */
 export async function writeManifests(stateDir: string, records: Iterable<FileRecord>): Promise<{ final: number; live: number }> {
-  const sorted = [...records].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+  // Stored names: sha256sum reads the files where they are (`10%3A00.csv` on a disk that cannot hold `10:00.csv`).
+  const sorted = [...records].map((r) => ({ state: r.state, sha256: r.sha256, at: storedPathOf(r) })).sort((a, b) => (a.at < b.at ? -1 : a.at > b.at ? 1 : 0));
   const final = sorted.filter((r) => r.state === "final");
   const live = sorted.filter((r) => r.state !== "final");
-  await writeIfChanged(path.join(stateDir, MANIFEST), final.map((r) => manifestLine(r.sha256, r.path)).join(""));
-  await writeIfChanged(path.join(stateDir, LIVE_MANIFEST), live.map((r) => manifestLine(r.sha256, r.path)).join(""));
+  await writeIfChanged(path.join(stateDir, MANIFEST), final.map((r) => manifestLine(r.sha256, r.at)).join(""));
+  await writeIfChanged(path.join(stateDir, LIVE_MANIFEST), live.map((r) => manifestLine(r.sha256, r.at)).join(""));
   return { final: final.length, live: live.length };
 }
 

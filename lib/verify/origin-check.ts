@@ -1,5 +1,6 @@
 import * as fs from "node:fs/promises";
 import type { Archive } from "../archive/archive";
+import { storedPathOf } from "../archive/catalog";
 import { Aborted, ConfigError } from "../errors";
 import { connect, type ServerConfig } from "../sftp/connect";
 import { writeManifests } from "./manifest";
@@ -116,8 +117,8 @@ async function replaceDownload(archive: Archive, file: PulledFileRef, part: stri
   return archive.update(async (cat) => {
     const current = cat.get(file.path);
     if (!current || current.sha256 !== file.sha256 || current.size !== file.size) return undefined;
-    const storedAs = await quarantine(archive, file.path, at);
-    if (!(await placeCopy(archive, part, file.path))) return undefined;
+    const storedAs = await quarantine(archive, storedPathOf(current), at);
+    if (!(await placeCopy(archive, part, storedPathOf(current)))) return undefined;
     await cat.patch(file.path, { sha256, verifyResult: "ok", verifiedAt: at.toISOString() });
     return storedAs;
   });

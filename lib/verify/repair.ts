@@ -8,7 +8,7 @@ import type { SftpSession } from "../sftp/connect";
 import { closeRemote, openRemote, readRange } from "../sftp/read-range";
 
 /**
- * Moves a bad archived copy into the state area's quarantine (never repaired in place, never
+ * Moves a bad archived copy (at its stored path: storedPathOf(record)) into the state area's quarantine (never repaired in place, never
  * deleted: it is evidence, and may still be the best copy there is). Returns its archive-relative
  * new location.
  */
@@ -52,7 +52,7 @@ export async function fetchCopy(session: SftpSession, archive: Archive, remoteDi
   }
 }
 
-/** Puts a fetched, checked copy at its path, unless something took the path meanwhile (a pull). */
+/** Puts a fetched, checked copy at its stored path, unless something took the path meanwhile (a pull). */
 export async function placeCopy(archive: Archive, part: string, rel: string): Promise<boolean> {
   const dest = localPath(archive.root, rel);
   if (await exists(dest)) {

@@ -1,8 +1,8 @@
 import * as fs from "node:fs/promises";
 import * as path from "node:path";
 import * as lockfile from "proper-lockfile";
-import type { Archive } from "../archive/archive";
-import type { Catalog, FileRecord } from "../archive/catalog";
+import { LOCK_STALE_MS, type Archive } from "../archive/archive";
+import { storedPathOf, type Catalog, type FileRecord } from "../archive/catalog";
 import { Aborted, ConfigError, messageOf } from "../errors";
 import { connect, type ServerConfig, type SftpSession } from "../sftp/connect";
 import { HashWorker, hashFiles, type HashResult } from "./hasher";
@@ -66,7 +66,7 @@ export async function scrub(options: ScrubOptions): Promise<VerifyReport> {
     bytesTotal = records.reduce((s, r) => s + r.size, 0);
     await worker.hash(
       archive.root,
-      records.map((r, id) => ({ id, rel: r.path, length: r.size, expect: r.size })),
+      records.map((r, id) => ({ id, rel: storedPathOf(r), length: r.size, expect: r.size })),
       {
         signal: options.signal,
         onBytes: (b) => {
@@ -192,7 +192,7 @@ async function confirm(archive: Archive, suspects: Array<{ record: Checked; verd
     const current = fresh.get(s.record.path);
     if (!current) out.push({ verdict: s.verdict });
     else if (current.sha256 === s.record.sha256 && current.size === s.record.size) out.push(s);
-    else out.push({ record: current, verdict: judge(current, await hashOne(archive.root, current.path, current.size)) });
+    else out.push({ record: current, verdict: judge(current, await hashOne(archive.root, storedPathOf(current), current.size)) });
   }
   return out;
 }
@@ -203,7 +203,7 @@ function hashOne(root: string, rel: string, length: number): Promise<HashResult>
 }
 
 async function pullRunning(archive: Archive): Promise<boolean> {
-  return lockfile.check(archive.stateDir, { lockfilePath: path.join(archive.stateDir, "lock"), realpath: false, stale: 30_000 }).catch(() => false);
+  return lockfile.check(archive.stateDir, { lockfilePath: path.join(archive.stateDir, "lock"), realpath: false, stale: LOCK_STALE_MS }).catch(() => false);
 }
 
 /** Quarantines a bad copy, then tries the server; says plainly what is lost when it cannot help. */
@@ -225,7 +225,7 @@ async function handleDamage(
   } else {
     report.counts.mismatched++;
     report.mismatches.push(rel);
-    report.quarantined.push(await quarantine(archive, rel, at));
+    report.quarantined.push(await quarantine(archive, storedPathOf(record), at));
   }
   const marks: Mark[] = [{ record, result: verdict.kind, at: at.toISOString() }];
   const what = verdict.kind === "missing" ? `${rel} is missing from the archive` : `${rel} ${verdict.why}; the bad copy is in ${report.quarantined[report.quarantined.length - 1]}`;
@@ -234,7 +234,7 @@ async function handleDamage(
     try {
       const session = await getSession();
       const { part, sha256 } = await fetchCopy(session, archive, remoteDir, rel, record.size, signal);
-      if (sha256 === record.sha256 && (await placeCopy(archive, part, rel))) {
+      if (sha256 === record.sha256 && (await placeCopy(archive, part, storedPathOf(record)))) {
         report.restored.push(rel);
         report.problems.push({ code: verdict.kind === "missing" ? "MISSING" : "MISMATCH", path: rel, message: `${what}; fetched again from the server, it matches the catalog` });
         return [...marks, { record, result: "ok", at: now().toISOString() }];

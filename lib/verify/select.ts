@@ -1,6 +1,6 @@
 import * as fs from "node:fs/promises";
 import * as path from "node:path";
-import { Catalog, type FileRecord } from "../archive/catalog";
+import { Catalog, storedPathOf, type FileRecord } from "../archive/catalog";
 import { STATE_DIR } from "../archive/paths";
 import { BackupError, messageOf } from "../errors";
 import { partitionOf } from "./schedule";
@@ -15,7 +15,8 @@ export interface Selection {
 }
 
 /** The fields a run needs of a record: little to copy between threads. */
-export type Checked = Pick<FileRecord, "path" | "size" | "sha256"> & { copies?: Record<string, unknown> };
+/** `storedPath` is where the bytes are when the disk needed another name (docs/platforms.md). */
+export type Checked = Pick<FileRecord, "path" | "size" | "sha256" | "storedPath"> & { copies?: Record<string, unknown> };
 
 export interface Selected {
   /** the catalog's records in the run's partition, sorted by path */
@@ -38,9 +39,11 @@ export async function selectFiles(sel: Selection): Promise<Selected> {
     .sort((a, b) => (a.path < b.path ? -1 : 1))
     .map((r): Checked => {
       const copies = (r as FileRecord & { copies?: Record<string, unknown> }).copies;
-      return copies ? { path: r.path, size: r.size, sha256: r.sha256, copies } : { path: r.path, size: r.size, sha256: r.sha256 };
+      const checked: Checked = { path: r.path, size: r.size, sha256: r.sha256, ...(r.storedPath ? { storedPath: r.storedPath } : {}) };
+      return copies ? { ...checked, copies } : checked;
     });
-  const extra = (await filesOnDisk(sel.root)).filter((rel) => !catalog.get(rel) && inPart(rel));
+  const stored = new Set(catalog.all().map(storedPathOf));
+  const extra = (await filesOnDisk(sel.root)).filter((rel) => !stored.has(rel) && inPart(rel));
   return { records, totalFiles: catalog.size, extra };
 }
 
