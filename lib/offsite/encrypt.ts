@@ -50,3 +50,19 @@ export async function decryptBuffer(cipher: Uint8Array, identity: string): Promi
   decrypter.addIdentity(identity.trim());
   return Buffer.from(await decrypter.decrypt(cipher));
 }
+
+/** Decrypts an age stream with a secret key, streaming (restores of large files). */
+export function decryptStream(cipher: Readable, identity: string): Readable {
+  const out = new PassThrough();
+  out.on("close", () => cipher.destroy());
+  (async () => {
+    const age = await loadAge();
+    const decrypter = new age.Decrypter();
+    decrypter.addIdentity(identity.trim());
+    const plain: ReadableStream<Uint8Array> = await decrypter.decrypt(Readable.toWeb(cipher) as unknown as ReadableStream<Uint8Array>);
+    const source = Readable.fromWeb(plain as unknown as import("node:stream/web").ReadableStream<Uint8Array>);
+    source.on("error", (err) => out.destroy(err));
+    source.pipe(out);
+  })().catch((err) => out.destroy(err));
+  return out;
+}
