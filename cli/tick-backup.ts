@@ -90,9 +90,9 @@ export async function main(argv: string[]): Promise<number> {
         return EXIT.OK;
       }
       case "verify": {
-        const archive = await openArchive(one(rest, "verify <archive>"));
         if (o.full && o.partition) throw new Usage("--full and --partition exclude each other");
         const part = o.partition ? partitionOf(o.partition) : undefined;
+        const archive = await openArchive(one(rest, "verify <archive>"));
         const report = await scrub({
           archive,
           mode: o.full || !part ? "full" : "scrub",

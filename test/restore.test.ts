@@ -311,10 +311,14 @@ describe("tick-backup restore and drill (the real command)", function () {
     assert.equal(json(full).counts.ok, 6);
     const part = json(await cli(["verify", archive, "--partition", "2/3", "--json"]));
     assert.deepEqual(part.partition, { n: 2, t: 3 });
-    fs.appendFileSync(path.join(archive, "empty.csv"), "rot");
+    const rotten = path.join(archive, "EURUSD/2026-10-15.csv");
+    const bytes = fs.readFileSync(rotten);
+    bytes[3] ^= 0x20;
+    fs.chmodSync(rotten, 0o644);
+    fs.writeFileSync(rotten, bytes);
     const bad = await cli(["verify", archive, "--full"]);
-    assert.equal(bad.code, 1);
-    assert.match(bad.stdout, /empty\.csv/);
+    assert.equal(bad.code, 1, bad.stdout + bad.stderr);
+    assert.match(bad.stdout, /EURUSD\/2026-10-15\.csv/);
     const stats = await cli(["stats", archive, "--json"]);
     assert.equal(stats.code, 0, stats.stderr);
     assert.equal(json(stats).files, 6);

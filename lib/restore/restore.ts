@@ -152,10 +152,14 @@ async function restoreOne(record: FileRecord, to: string, options: RestoreOption
       return;
     }
   }
-  await fsp.mkdir(path.dirname(dest), { recursive: true });
   const temp = path.join(path.dirname(dest), `.${path.basename(dest).slice(0, 200)}.restore-${randomBytes(4).toString("hex")}`);
   try {
+    // The source first: a copy that is missing or has an unsafe key leaves no folder behind.
     const object = await options.source.open(record, options.signal);
+    await fsp.mkdir(path.dirname(dest), { recursive: true }).catch((err) => {
+      object.stream.destroy();
+      throw err;
+    });
     const hashing = new HashingStream({ onBytes: (n) => (report.bytes += n) });
     const out = fs.createWriteStream(temp, { flags: "wx" });
     await pump([object.stream, hashing, out], options.signal);
