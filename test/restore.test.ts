@@ -9,7 +9,7 @@ import { execFile } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { randomBytes } from "node:crypto";
-import { PutObjectCommand, S3Client } from "@aws-sdk/client-s3";
+import { DeleteObjectCommand, PutObjectCommand, S3Client } from "@aws-sdk/client-s3";
 import { createTarget, uploadOffsite } from "../lib/offsite";
 import { loadAge } from "../lib/offsite/encrypt";
 import { pullEnv, sshdServer } from "./support/pull-env";
@@ -177,6 +177,28 @@ describe("tick-backup restore and drill (the real command)", function () {
       assert.deepEqual(fs.readdirSync(path.dirname(path.join(to, bad))).filter((n) => n.includes(".restore-")), [], "no temporary file left");
     }
     assert.ok(fs.existsSync(archive));
+  });
+
+  it("a copy missing on the target: named as MISSING, exit 1, the rest restored", async () => {
+    const { remote, prefix, folder } = await backedUp();
+    fs.rmSync(path.join(folder, "deep/a/b/c.csv"));
+    const direct = new S3Client({ endpoint: s3.directEndpoint, region: "us-east-1", forcePathStyle: true, credentials: { accessKeyId: ACCESS_KEY, secretAccessKey: SECRET_KEY } });
+    await direct.send(new DeleteObjectCommand({ Bucket: BUCKET, Key: `${prefix}/empty.csv` }));
+    direct.destroy();
+    for (const [from, gone, env] of [
+      [folder, "deep/a/b/c.csv", {}],
+      [`s3://${BUCKET}/${prefix}`, "empty.csv", s3Env()],
+    ] as const) {
+      const to = tempDir("restored-missing-");
+      const r = await cli(["restore", "--from", from, "--to", to, "--json"], env);
+      assert.equal(r.code, 1, r.stderr);
+      const report = json(r);
+      assert.deepEqual(report.missing, [gone]);
+      assert.equal(report.counts.restored, 5);
+      const expected = treeHashes(remote);
+      delete expected[gone];
+      assert.deepEqual(treeHashes(to), expected);
+    }
   });
 
   it("encrypted target round trip: restores with the age key, refuses without it, detects a damaged object", async () => {
