@@ -5,6 +5,7 @@ import type { FileRecord } from "../archive/catalog";
 import { ConfigError, messageOf } from "../errors";
 import { restore, select, type RestoreProblem, type RestoreProgress } from "./restore";
 import type { RestoreSource } from "./source";
+import type { VerifyReport } from "../verify/report";
 
 export interface DrillOptions {
   archive: string;
@@ -33,24 +34,12 @@ export interface DrillSourceResult {
 }
 
 /** A drill reports as a verify run in mode "drill": the health snapshot keeps its last success. */
-export interface DrillReport {
-  kind: "verify";
+export type DrillReport = Pick<VerifyReport, "kind" | "archive" | "startedAt" | "finishedAt" | "durationMs" | "counts" | "bytes" | "mbPerSec" | "coverage" | "mismatches" | "missing" | "extra"> & {
   mode: "drill";
-  archive: string;
-  startedAt: string;
-  finishedAt: string;
-  durationMs: number;
-  counts: { checked: number; ok: number; mismatched: number; missing: number; extra: number; skipped: number };
-  bytes: number;
-  mbPerSec: number;
-  coverage: { files: number; totalFiles: number; percent: number };
-  origin: { checked: number; matched: number; mismatched: number; unavailable: boolean; reason?: string };
-  mismatches: string[];
-  missing: string[];
-  extra: string[];
+  origin: Omit<VerifyReport["origin"], "repulled">;
   sources: DrillSourceResult[];
   problems: RestoreProblem[];
-}
+};
 
 /**
  * Restores a random sample from every copy into a temporary folder, compares each file's SHA-256
