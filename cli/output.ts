@@ -69,6 +69,7 @@ export async function readStatus(archive: Archive): Promise<Status> {
   const targets = new Map<string, Status["targets"][number]>();
   const copies = { one: 0, two: 0, threePlus: 0 };
   const notOffsite: string[] = [];
+  let fewestOffsite = Infinity;
   for (const r of current) {
     const c = ((r as { copies?: Record<string, OffsiteCopy> }).copies ?? {}) as Record<string, OffsiteCopy>;
     const held = Object.entries(c).filter(([, copy]) => copy.sha256 === r.sha256);
@@ -81,6 +82,7 @@ export async function readStatus(archive: Archive): Promise<Status> {
     }
     if (r.state !== "final") continue;
     const n = 1 + held.length;
+    fewestOffsite = Math.min(fewestOffsite, held.length);
     if (n === 1) copies.one++, notOffsite.push(r.path);
     else if (n === 2) copies.two++;
     else copies.threePlus++;
@@ -109,7 +111,7 @@ export async function readStatus(archive: Archive): Promise<Status> {
     notOffsite: notOffsite.slice(0, 20),
     verdict: {
       ok,
-      text: final === 0 ? "no finished files yet" : ok ? `3-2-1 met: every finished file is on the server, in this archive and on ${Math.min(...[targets.size])} offsite target(s)` : `${copies.one} finished file(s) have no offsite copy yet`,
+      text: final === 0 ? "no finished files yet" : ok ? `3-2-1 met: every finished file is on the server, in this archive and on at least ${fewestOffsite} offsite target(s)` : `${copies.one} finished file(s) have no offsite copy yet`,
     },
     lastSuccess: health?.lastSuccess ?? {},
     runs: health?.runs ?? {},
