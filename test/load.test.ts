@@ -178,6 +178,16 @@ describe("the packed package in a real Node-RED runtime", function () {
     if (work) await fsp.rm(work, { recursive: true, force: true });
   });
 
+  it("the tarball's tick-backup command runs from the installed package (the file its bin names, with a shebang)", function () {
+    const pkg = JSON.parse(fs.readFileSync(path.join(pkgDir, "package.json"), "utf8"));
+    const bin = pkg.bin["tick-backup"] as string;
+    assert.ok(entries.includes(`package/${bin}`), `${bin} in the tarball`);
+    const file = path.join(pkgDir, bin);
+    assert.match(fs.readFileSync(file, "utf8"), /^#!\/usr\/bin\/env node\n/);
+    const help = execFileSync(process.execPath, [file, "--help"], { encoding: "utf8" });
+    assert.match(help, /usage: tick-backup <command>[\s\S]*restore --from/);
+  });
+
   it("the tarball holds the built nodes with their editor HTML and icons, and no tests, demo or bench", function () {
     const has = (p: string) => entries.includes(`package/${p}`);
     for (const t of TYPES) {

@@ -140,7 +140,7 @@ describe("node hash-verify in a Node-RED runtime", function () {
   it("bad input: origin mode without a pull report, a bad mode, bad partitions, a missing archive folder: clear error, nothing written", async () => {
     const cases: Array<[Record<string, unknown>, any, RegExp]> = [
       [{ mode: "origin", server: "srv" }, { payload: "tick" }, /pull report/],
-      [{ mode: "scrub" }, { mode: "drill" }, /mode must be origin, scrub or full/],
+      [{ mode: "scrub" }, { mode: "nope" }, /mode must be origin, scrub, full or drill/],
       [{ mode: "scrub", partitions: "seven" }, {}, /partitions must be a whole number/],
       [{ mode: "origin" }, { payload: { files: [] } }, /needs an sftp-server/],
     ];

@@ -29,14 +29,30 @@ export function checkRecipient(recipient: string): string {
  * a standard age file: `age -d -i key.txt` decrypts it.
  */
 export function encryptStream(plain: Readable, recipient: string): Readable {
-  const out = new PassThrough();
-  out.on("close", () => plain.destroy());
-  (async () => {
-    const age = await loadAge();
+  return throughAge(plain, (age, input) => {
     const encrypter = new age.Encrypter();
     encrypter.addRecipient(recipient);
-    const cipher: ReadableStream<Uint8Array> = await encrypter.encrypt(Readable.toWeb(plain) as unknown as ReadableStream<Uint8Array>);
-    const source = Readable.fromWeb(cipher as unknown as import("node:stream/web").ReadableStream<Uint8Array>);
+    return encrypter.encrypt(input);
+  });
+}
+
+/** Decrypts an age stream with a secret key, streaming (restores of large files). */
+export function decryptStream(cipher: Readable, identity: string): Readable {
+  return throughAge(cipher, (age, input) => {
+    const decrypter = new age.Decrypter();
+    decrypter.addIdentity(identity.trim());
+    return decrypter.decrypt(input);
+  });
+}
+
+/** Runs a Node stream through one of age's web-stream transforms; an error on either side ends both. */
+function throughAge(input: Readable, run: (age: AgeModule, input: ReadableStream<Uint8Array>) => Promise<ReadableStream<Uint8Array>>): Readable {
+  const out = new PassThrough();
+  out.on("close", () => input.destroy());
+  (async () => {
+    const age = await loadAge();
+    const result = await run(age, Readable.toWeb(input) as unknown as ReadableStream<Uint8Array>);
+    const source = Readable.fromWeb(result as unknown as import("node:stream/web").ReadableStream<Uint8Array>);
     source.on("error", (err) => out.destroy(err));
     source.pipe(out);
   })().catch((err) => out.destroy(err));
@@ -50,3 +66,4 @@ export async function decryptBuffer(cipher: Uint8Array, identity: string): Promi
   decrypter.addIdentity(identity.trim());
   return Buffer.from(await decrypter.decrypt(cipher));
 }
+

@@ -17,6 +17,8 @@ export interface ScrubOptions {
   mode: "scrub" | "full";
   /** t of n/t: a scrub reads one partition in t (default 7: a daily scrub covers the archive each week) */
   partitions?: number;
+  /** read this partition (1..t) instead of the next in the rotation (the command's `--partition n/t`) */
+  partition?: number;
   /** where damaged or missing files can be fetched again (optional) */
   server?: ServerConfig;
   remoteDir?: string;
@@ -43,7 +45,8 @@ export async function scrub(options: ScrubOptions): Promise<VerifyReport> {
   const t = Number(options.partitions ?? 7);
   if (!Number.isInteger(t) || t < 1 || t > 10_000) throw new ConfigError(`partitions must be a whole number from 1 to 10000, got ${options.partitions}`);
   const state = await loadScrubState(archive.stateDir, t);
-  const n = state.next;
+  if (options.partition !== undefined && !(Number.isInteger(options.partition) && options.partition >= 1 && options.partition <= t)) throw new ConfigError(`partition must be from 1 to ${t}, got ${options.partition}`);
+  const n = options.partition !== undefined ? options.partition - 1 : state.next;
   if (mode === "scrub") report.partition = { n: n + 1, t };
   const tell = (p: Omit<VerifyProgress, "elapsedMs">) => options.onProgress?.({ ...p, elapsedMs: Date.now() - started });
 

@@ -5,7 +5,9 @@ import { originCheck, type PulledFileRef } from "../../lib/verify/origin-check";
 import { blankVerifyReport, type VerifyMode, type VerifyProgress, type VerifyReport } from "../../lib/verify/report";
 import { BackupError, ConfigError } from "../../lib/errors";
 import { BUSY_PROBLEM, formatBytes, formatDuration, progressStatus, recordOutcome, reportFailure, runGuard, withHaNote } from "../shared/node-helpers";
-import type { BackupArchiveNode, SftpServerNode } from "../shared/types";
+import type { BackupArchiveNode, OffsiteTargetNode, SftpServerNode } from "../shared/types";
+import { createTarget } from "../../lib/offsite";
+import { drill, TargetSource } from "../../lib/restore";
 
 interface HashVerifyDef extends NodeDef {
   archive: string;
@@ -13,15 +15,19 @@ interface HashVerifyDef extends NodeDef {
   partitions: number | string;
   server: string;
   remoteDir: string;
+  target: string;
+  sample: number | string;
 }
 
-const MODES: VerifyMode[] = ["origin", "scrub", "full"];
+const MODES = ["origin", "scrub", "full", "drill"];
 
 export = (RED: NodeAPI) => {
   RED.nodes.registerType("hash-verify", function (this: Node, def: HashVerifyDef) {
     RED.nodes.createNode(this, def);
     const archive = RED.nodes.getNode(def.archive) as BackupArchiveNode | null;
     const server = def.server ? (RED.nodes.getNode(def.server) as SftpServerNode | null) : null;
+    const target = def.target ? (RED.nodes.getNode(def.target) as OffsiteTargetNode | null) : null;
+    const credentials = this.credentials as { identity?: string } | undefined;
     const guard = runGuard();
     let stop = new AbortController();
 
@@ -34,7 +40,7 @@ export = (RED: NodeAPI) => {
       }
       guard.run(async () => {
         if (!archive) throw new ConfigError("no backup-archive configured");
-        if (!MODES.includes(mode as VerifyMode)) throw new ConfigError(`mode must be origin, scrub or full, got ${JSON.stringify(mode)}`);
+        if (!MODES.includes(mode)) throw new ConfigError(`mode must be origin, scrub, full or drill, got ${JSON.stringify(mode)}`);
         if (def.server && !server) throw new ConfigError("the sftp-server set on this node does not exist");
         stop = new AbortController();
         let lastStatus = 0;
@@ -47,8 +53,17 @@ export = (RED: NodeAPI) => {
         const common = { archive: await archive.open(), server: server?.config(), signal: stop.signal, onProgress };
         const pulled = msg.payload as { kind?: string; remoteDir?: string; files?: PulledFileRef[] } | undefined;
         const remoteDir = def.remoteDir || pulled?.remoteDir || "/";
-        let report: VerifyReport;
-        if (mode === "origin") {
+        let report: VerifyReport | Awaited<ReturnType<typeof drill>>;
+        if (mode === "drill") {
+          if (!target) throw new ConfigError("drill mode restores a sample from an offsite target: set one on this node");
+          const source = new TargetSource(createTarget(target.config()), credentials?.identity || undefined);
+          try {
+            report = await drill({ archive: archive.archiveName, sources: [source], files: sampleOf(def.sample), signal: stop.signal, onProgress: (p) => onProgress({ phase: "hashing", files: p.files, filesTotal: p.filesTotal, bytes: p.bytes, bytesTotal: p.bytesTotal, elapsedMs: 0 }) });
+          } finally {
+            await source.close().catch(() => undefined);
+          }
+          if (report.counts.checked === 0) report.problems.push({ code: "DRILL_EMPTY", message: `the drill restored nothing from ${target.targetName}: nothing uploaded there yet?` });
+        } else if (mode === "origin") {
           if (!pulled || !Array.isArray(pulled.files)) throw new ConfigError("origin mode checks the files of a pull report: wire it after sftp-pull (msg.payload.files)");
           report = await originCheck({ ...common, remoteDir, files: pulled.files });
         } else {
@@ -58,7 +73,8 @@ export = (RED: NodeAPI) => {
         recordOutcome(archive, this, "verify", { report });
         send({ ...msg, payload: report });
         const bad = report.mismatches.length + report.missing.length;
-        if (bad > 0) done(new BackupError("VERIFY_FAILED", `verify found ${report.mismatches.length} mismatched and ${report.missing.length} missing file(s): ${[...report.mismatches, ...report.missing].slice(0, 3).join(", ")}`));
+        if (report.mode === "drill" && report.problems.length > 0) done(new BackupError("DRILL_FAILED", `drill: ${report.problems.slice(0, 3).map((p) => p.message).join("; ")}`));
+        else if (bad > 0) done(new BackupError("VERIFY_FAILED", `verify found ${report.mismatches.length} mismatched and ${report.missing.length} missing file(s): ${[...report.mismatches, ...report.missing].slice(0, 3).join(", ")}`));
         else done();
       })?.catch((err) => {
         if (!stop.signal.aborted) recordOutcome(archive, this, "verify", { error: err });
@@ -71,7 +87,7 @@ export = (RED: NodeAPI) => {
       const timeout = new Promise((resolve) => setTimeout(resolve, 4000).unref());
       Promise.race([guard.settled(), timeout]).then(() => done());
     });
-  });
+  }, { credentials: { identity: { type: "password" } } });
 };
 
 /** `msg.mode` may pick the mode per message (one node for the origin check and the daily scrub). */
@@ -86,6 +102,13 @@ function partitionsOf(value: unknown): number {
   return n;
 }
 
+function sampleOf(value: unknown): number {
+  if (value === "" || value === undefined || value === null) return 10;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1 || n > 100_000) throw new ConfigError(`the drill sample must be a whole number of files from 1 to 100000, got ${JSON.stringify(value)}`);
+  return n;
+}
+
 function progressText(mode: string, p: VerifyProgress): string {
   if (p.phase !== "hashing") return `${mode} · ${p.phase}`;
   const rate = p.elapsedMs > 0 ? (p.bytes / p.elapsedMs) * 1000 : 0;
@@ -93,8 +116,12 @@ function progressText(mode: string, p: VerifyProgress): string {
   return `${mode} ${pct}% · ${formatBytes(rate)}/s`;
 }
 
-function summaryStatus(r: VerifyReport) {
+function summaryStatus(r: VerifyReport | Awaited<ReturnType<typeof drill>>) {
   const bad = r.mismatches.length + r.missing.length;
+  if (r.mode === "drill") {
+    const text = `drill ${r.counts.ok}/${r.counts.checked} ok · ${formatBytes(r.bytes)} · ${formatDuration(r.durationMs)}`;
+    return { fill: r.problems.length > 0 ? ("red" as const) : ("green" as const), shape: "dot" as const, text: r.problems.length > 0 ? `${r.problems.length} problem(s) · ${text}` : text };
+  }
   if (bad > 0) return { fill: "red" as const, shape: "dot" as const, text: `${r.mismatches.length} MISMATCH · ${r.missing.length} missing · ${r.restored.length} restored` };
   if (r.mode === "origin" && r.origin.unavailable) return { fill: "yellow" as const, shape: "ring" as const, text: "origin: unavailable" };
   const parts = r.mode === "origin" ? [`${r.origin.matched}/${r.origin.checked} match server`] : [`${r.counts.ok} ok`];
