@@ -270,7 +270,9 @@ describe("the editor in a real browser (Chromium, Node-RED 4.1, installed from t
     await page.click("#red-ui-header-button-deploy");
     await page.waitForFunction(() => $("#red-ui-header-button-deploy").hasClass("disabled"), undefined, { timeout: 20_000 });
     const injectId = await page.evaluate(() => RED.nodes.filterLinks({ target: RED.nodes.filterNodes({ type: "sftp-pull" })[0] }).map((l: any) => l.source).find((n: any) => n.type === "inject").id);
-    // Click the inject node's button in the canvas.
+    // Click the inject node's button in the canvas (on the example's own tab).
+    await page.evaluate((id) => { RED.workspaces.show(RED.nodes.node(id).z); RED.view.reveal(id); }, injectId);
+    await page.waitForTimeout(500);
     await page.click(`[id="${injectId}"] .red-ui-flow-node-button`);
     const pullId = await page.evaluate(() => RED.nodes.filterNodes({ type: "sftp-pull" })[0].id);
     await page.waitForFunction(
