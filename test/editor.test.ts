@@ -242,6 +242,12 @@ describe("the editor in a real browser (Chromium, Node-RED 4.1, installed from t
     assert.equal(await page.inputValue("#node-config-input-hostFingerprint"), sshd.hostFingerprint);
     assert.equal(await page.$eval("#node-config-input-hostFingerprint", (el) => el.classList.contains("input-error")), false);
 
+    // Test connection: logs in with the typed key and lists the folder.
+    await page.fill("#node-config-tick-test-dir", remoteDir);
+    await page.click("#node-config-tick-test");
+    await page.waitForSelector("#node-config-tick-test-result >> text=Connected", { timeout: 20_000 });
+    assert.match(await page.textContent("#node-config-tick-test-result") ?? "", /holds 1 entries[\s\S]*2024\//);
+    await shot("dialog-sftp-server-test-connection");
     await page.click("#node-config-dialog-ok");
     await page.waitForSelector("#node-config-input-host", { state: "detached" });
     const label = await page.evaluate(() => RED.nodes.filterNodes({ type: "sftp-pull" })[0]);
