@@ -211,6 +211,21 @@ describe("the editor in a real browser (Chromium, Node-RED 4.1, installed from t
     }, selector);
   }
 
+  it("the archive and Home Assistant dialogs mark invalid values with the reason", async function () {
+    for (const [type, field, bad, reason, good] of [
+      ["backup-archive", "path", "relative/ticks", /absolute path/, "/media/backup/ticks"],
+      ["backup-archive", "name", "Ticks Archive", /lower-case/, "ticks"],
+      ["ha-mqtt", "broker", "core-mosquitto:1883", /mqtt:\/\//, "mqtt://core-mosquitto:1883"],
+    ] as const) {
+      await page.evaluate((t) => { let id = ""; RED.nodes.eachConfig((n: any) => { if (n.type === t) id = n.id; }); RED.editor.editConfig("", t, id); }, type);
+      await page.waitForSelector(`#node-config-input-${field}`, { state: "visible" });
+      assert.match((await reasonFor(`#node-config-input-${field}`, bad)) ?? "", reason, `${type}.${field}`);
+      assert.equal(await reasonFor(`#node-config-input-${field}`, good), null, `${type}.${field} valid`);
+      await page.click("#node-config-dialog-cancel");
+      await page.waitForSelector(`#node-config-input-${field}`, { state: "detached" });
+    }
+  });
+
   it("the server dialog: invalid values are marked with the reason; Fetch host key asks the real sshd and pins it on confirmation", async function () {
     const pullId = await page.evaluate(() => RED.nodes.filterNodes({ type: "sftp-pull" })[0].id);
     await page.evaluate((id) => RED.editor.edit(RED.nodes.node(id)), pullId);
