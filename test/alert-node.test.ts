@@ -4,6 +4,7 @@
  * out once to a real SMTP server and a real HTTP receiver (ntfy, webhook, Home Assistant, pings).
  * Only the clock is faked (sinon, Date only) to let the recovery settle.
  */
+import { nodeRedPath } from "./support/red-path";
 import assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as path from "node:path";
@@ -19,7 +20,7 @@ const serverNode = require(path.join(__dirname, "../nodes/sftp-server/sftp-serve
 const archiveNode = require(path.join(__dirname, "../nodes/backup-archive/backup-archive.js"));
 const pullNode = require(path.join(__dirname, "../nodes/sftp-pull/sftp-pull.js"));
 const alertNode = require(path.join(__dirname, "../nodes/alert/alert.js"));
-helper.init(require.resolve("node-red"));
+helper.init(nodeRedPath());
 
 /* eslint-disable @typescript-eslint/no-explicit-any */
 const SECRETS = {

@@ -2,6 +2,7 @@
  * The disk-space node in a Node-RED runtime (node-red-node-test-helper), on a real tmpfs "disk"
  * bind-mounted at the archive path, with a real user directory for the archive node's memory.
  */
+import { nodeRedPath } from "./support/red-path";
 import assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as path from "node:path";
@@ -17,7 +18,7 @@ const diskNode = require(path.join(__dirname, "../nodes/disk-space/disk-space.js
 const serverNode = require(path.join(__dirname, "../nodes/sftp-server/sftp-server.js"));
 const pullNode = require(path.join(__dirname, "../nodes/sftp-pull/sftp-pull.js"));
 
-helper.init(require.resolve("node-red"));
+helper.init(nodeRedPath());
 
 /* eslint-disable @typescript-eslint/no-explicit-any */
 type Msg = any;

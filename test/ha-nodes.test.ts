@@ -2,6 +2,7 @@
  * ha-mqtt + backup-archive (with `ha`) + sftp-pull in a Node-RED runtime (node-red-node-test-helper),
  * pulling from a REAL OpenSSH sshd and publishing to a real MQTT broker (aedes) on 127.0.0.1.
  */
+import { nodeRedPath } from "./support/red-path";
 import assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as path from "node:path";
@@ -18,7 +19,7 @@ const haNode = require(path.join(__dirname, "../nodes/ha-mqtt/ha-mqtt.js"));
 const serverNode = require(path.join(__dirname, "../nodes/sftp-server/sftp-server.js"));
 const archiveNode = require(path.join(__dirname, "../nodes/backup-archive/backup-archive.js"));
 const pullNode = require(path.join(__dirname, "../nodes/sftp-pull/sftp-pull.js"));
-helper.init(require.resolve("node-red"));
+helper.init(nodeRedPath());
 
 /* eslint-disable @typescript-eslint/no-explicit-any */
 const CREDS: Credentials = { username: "ha-user", password: "Very-Secret-mqtt-pw-42" };

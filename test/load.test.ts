@@ -271,6 +271,23 @@ describe("the packed package in a real Node-RED runtime", function () {
     assert.deepEqual(await ok.json(), { fingerprint: sshd!.hostFingerprint });
   });
 
+  it("the Test connection endpoint needs write permission, refuses a wrong host key and lists a folder", async function () {
+    const s = sshd!;
+    const url = "/tick-backup/sftp-server/test";
+    await fsp.mkdir(path.join(s.root, "listed", "sub"), { recursive: true });
+    await fsp.writeFile(path.join(s.root, "listed", "a.csv"), "x");
+    const body = { host: s.host, port: s.port, username: s.username, hostFingerprint: s.hostFingerprint, remoteDir: path.join(s.root, "listed"), credentials: { privateKey: s.privateKey } };
+    assert.equal((await api("POST", url, { body })).status, 401, "no token");
+    assert.equal((await api("POST", url, { body: { ...body, host: "" }, token: adminToken })).status, 400);
+    const wrong = await api("POST", url, { body: { ...body, hostFingerprint: "SHA256:" + "A".repeat(43) }, token: adminToken });
+    assert.equal(wrong.status, 502);
+    assert.match(((await wrong.json()) as any).error, /host key/i);
+    const ok = await api("POST", url, { body, token: adminToken });
+    assert.equal(ok.status, 200, await ok.clone().text());
+    assert.deepEqual(await ok.json(), { dir: path.join(s.root, "listed"), count: 2, entries: ["a.csv", "sub/"] });
+    assert.ok(!output.includes(s.privateKey.split("\n")[1]), "the key is not logged");
+  });
+
   it("a deployed flow pulls from a real sshd when injected; the key stays in the credentials store", async function () {
     const s = sshd!;
     const remoteDir = path.join(s.root, "ticks");

@@ -6,6 +6,7 @@
  * tests do not depend on each other. After every test, everything the flow showed the world
  * (messages, status texts, log lines) is checked for the private key.
  */
+import { nodeRedPath } from "./support/red-path";
 import { freePort } from "./support/net";
 import assert from "node:assert/strict";
 import * as crypto from "node:crypto";
@@ -26,7 +27,7 @@ const serverNode = require(path.join(__dirname, "../nodes/sftp-server/sftp-serve
 const archiveNode = require(path.join(__dirname, "../nodes/backup-archive/backup-archive.js"));
 const pullNode = require(path.join(__dirname, "../nodes/sftp-pull/sftp-pull.js"));
 
-helper.init(require.resolve("node-red"));
+helper.init(nodeRedPath());
 
 const MiB = 1024 * 1024;
 const STATE = ".tick-backup";

@@ -2,6 +2,7 @@
  * offsite-target + offsite-upload in a real Node-RED runtime (node-red-node-test-helper): a run to
  * a folder target, an unplugged disk, S3 with a secret that must never show, and a refused key.
  */
+import { nodeRedPath } from "./support/red-path";
 import assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as path from "node:path";
@@ -15,7 +16,7 @@ const archiveNode = require(path.join(__dirname, "../nodes/backup-archive/backup
 const targetNode = require(path.join(__dirname, "../nodes/offsite-target/offsite-target.js"));
 const uploadNode = require(path.join(__dirname, "../nodes/offsite-upload/offsite-upload.js"));
 
-helper.init(require.resolve("node-red"));
+helper.init(nodeRedPath());
 
 /* eslint-disable @typescript-eslint/no-explicit-any */
 type Msg = any;

@@ -2,6 +2,7 @@
  * The hash-verify node in a Node-RED runtime (node-red-node-test-helper): wired after a real pull
  * from a real sshd (origin mode), and run on its own (scrub, full), with the failure paths.
  */
+import { nodeRedPath } from "./support/red-path";
 import { strict as assert } from "node:assert";
 import * as fs from "node:fs";
 import * as path from "node:path";
@@ -16,7 +17,7 @@ import { tempDir, tickLines, write } from "./support/tree";
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const helper = require("node-red-node-test-helper");
 const nodes = ["sftp-server", "backup-archive", "sftp-pull", "hash-verify"].map((n) => require(path.join(__dirname, `../nodes/${n}/${n}.js`)));
-helper.init(require.resolve("node-red"));
+helper.init(nodeRedPath());
 
 /* eslint-disable @typescript-eslint/no-explicit-any */
 type Status = { fill?: string; shape?: string; text?: string };

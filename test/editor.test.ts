@@ -1,0 +1,317 @@
+/**
+ * The editor in a real browser: headless Chromium (Debian's /usr/bin/chromium) driven by
+ * playwright-core, against a real Node-RED 4.1 with the package installed from its `npm pack`
+ * tarball. The editor is opened through a reverse proxy under a Home Assistant style ingress path
+ * (/api/hassio_ingress/<token>/), so every editor helper must use relative URLs to work.
+ *
+ * Screenshots go to test-artifacts/editor/ (ignored by git).
+ */
+import assert from "node:assert/strict";
+import * as fs from "node:fs";
+import * as fsp from "node:fs/promises";
+import * as http from "node:http";
+import * as net from "node:net";
+import * as os from "node:os";
+import * as path from "node:path";
+import { chromium, type Browser, type Page } from "playwright-core";
+import { MODULE, PROJECT, packAndInstall, startNodeRed, type Installed, type Runtime } from "./support/red-runtime";
+import { startSshd, type Sshd } from "./support/sshd";
+
+/* eslint-disable @typescript-eslint/no-explicit-any */
+declare const RED: any;
+declare const $: any;
+
+const INGRESS = "/api/hassio_ingress/Xy7token/";
+const ARTIFACTS = path.join(PROJECT, "test-artifacts", "editor");
+const TYPES = ["sftp-server", "backup-archive", "sftp-pull", "hash-verify", "disk-space", "ha-mqtt", "offsite-target", "offsite-upload", "alert"];
+
+/** A reverse proxy that serves `target` under INGRESS only (HTTP and WebSocket), like HA ingress. */
+function ingressProxy(targetPort: number): Promise<{ url: string; close(): Promise<void> }> {
+  const strip = (url: string | undefined) => (url && url.startsWith(INGRESS) ? "/" + url.slice(INGRESS.length) : undefined);
+  const server = http.createServer((req, res) => {
+    const upstreamPath = strip(req.url);
+    if (!upstreamPath) {
+      res.writeHead(404).end(`not under the ingress path: ${req.url}`);
+      return;
+    }
+    const up = http.request({ host: "127.0.0.1", port: targetPort, method: req.method, path: upstreamPath, headers: req.headers }, (r) => {
+      res.writeHead(r.statusCode ?? 502, r.headers);
+      r.pipe(res);
+    });
+    up.on("error", () => res.destroy());
+    req.pipe(up);
+  });
+  const sockets = new Set<{ destroy(): void }>();
+  server.on("upgrade", (req, socket, head) => {
+    const upstreamPath = strip(req.url);
+    if (!upstreamPath) return socket.destroy();
+    const up = net.connect(targetPort, "127.0.0.1", () => {
+      const headers = Object.entries(req.headers).map(([k, v]) => `${k}: ${Array.isArray(v) ? v.join(", ") : v}`);
+      up.write(`GET ${upstreamPath} HTTP/1.1\r\n${headers.join("\r\n")}\r\n\r\n`);
+      if (head.length) up.write(head);
+      up.pipe(socket);
+      socket.pipe(up);
+    });
+    sockets.add(socket).add(up);
+    const done = () => (socket.destroy(), up.destroy());
+    up.on("error", done).on("close", done);
+    socket.on("error", done).on("close", done);
+  });
+  server.on("connection", (s) => sockets.add(s));
+  return new Promise((resolve) =>
+    server.listen(0, "127.0.0.1", () => {
+      const port = (server.address() as net.AddressInfo).port;
+      resolve({
+        url: `http://127.0.0.1:${port}${INGRESS}`,
+        close: () => new Promise<void>((r) => (sockets.forEach((s) => s.destroy()), server.close(() => r()))),
+      });
+    }),
+  );
+}
+
+describe("the editor in a real browser (Chromium, Node-RED 4.1, installed from the tarball, under an ingress path)", function () {
+  this.timeout(60_000);
+
+  let work: string;
+  let installed: Installed;
+  let red: Runtime;
+  let proxy: { url: string; close(): Promise<void> };
+  let browser: Browser;
+  let page: Page;
+  let sshd: Sshd;
+  const pageErrors: string[] = [];
+  const outsideIngress: string[] = [];
+  let remoteDir: string;
+  let archivePath: string;
+
+  const log = () => `\n--- Node-RED output ---\n${red?.output().slice(-4000)}\n--- page errors ---\n${pageErrors.join("\n")}`;
+  const shot = (name: string) => page.screenshot({ path: path.join(ARTIFACTS, `${name}.png`) });
+
+  before(async function () {
+    this.timeout(300_000);
+    work = fs.realpathSync(await fsp.mkdtemp(path.join(os.tmpdir(), "tick-editor-")));
+    await fsp.mkdir(ARTIFACTS, { recursive: true });
+    installed = await packAndInstall(work);
+    sshd = await startSshd();
+    remoteDir = path.join(sshd.root, "ticks");
+    await fsp.mkdir(path.join(remoteDir, "2024/01"), { recursive: true });
+    await fsp.writeFile(path.join(remoteDir, "2024/01/EURUSD.csv"), "t,bid,ask\n1,1.1,1.2\n");
+    const old = new Date(Date.now() - 3600_000);
+    await fsp.utimes(path.join(remoteDir, "2024/01/EURUSD.csv"), old, old);
+    archivePath = path.join(work, "archive");
+    await fsp.mkdir(archivePath);
+    red = await startNodeRed(installed.userDir);
+    proxy = await ingressProxy(red.port);
+    // launch() gives the browser a fresh temporary profile (user-data dir) of its own.
+    browser = await chromium.launch({
+      executablePath: "/usr/bin/chromium",
+      args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+    });
+    page = await browser.newPage({ viewport: { width: 1600, height: 1000 } });
+    page.on("pageerror", (e) => pageErrors.push(String(e)));
+    page.on("request", (r) => {
+      const u = new URL(r.url());
+      if (u.hostname === "127.0.0.1" && !u.pathname.startsWith(INGRESS)) outsideIngress.push(r.url());
+    });
+    await page.goto(proxy.url);
+    await page.waitForFunction(() => typeof RED !== "undefined" && RED.nodes && RED.nodes.getType && RED.nodes.getType("sftp-pull"), undefined, { timeout: 30_000 });
+    await page.waitForSelector('.red-ui-palette-node[data-palette-type="sftp-pull"]', { timeout: 30_000 });
+  });
+
+  after(async function () {
+    this.timeout(30_000);
+    await browser?.close().catch(() => undefined);
+    await proxy?.close();
+    await red?.stop();
+    await sshd?.stop();
+    if (work) await fsp.rm(work, { recursive: true, force: true });
+  });
+
+  it("installs from the tarball with npm and no build step: no package of ours or a required dependency runs an install script", function () {
+    const pkg = JSON.parse(fs.readFileSync(path.join(installed.userDir, "node_modules", MODULE, "package.json"), "utf8"));
+    const scripts = Object.keys(pkg.scripts ?? {});
+    for (const s of ["preinstall", "install", "postinstall"]) assert.ok(!scripts.includes(s), `${MODULE} has no ${s} script`);
+    // ssh2's install script only tries to build its OPTIONAL native speed-up (cpu-features); the
+    // install above ran with compilers replaced by /bin/false and the runtime below loads fine.
+    assert.deepEqual(installed.withInstallScripts.filter((p) => p !== "ssh2" && p !== "cpu-features"), []);
+    assert.ok(fs.existsSync(path.join(installed.userDir, "node_modules", MODULE, "dist", "nodes", "sftp-pull", "sftp-pull.js")));
+  });
+
+  it("the palette shows every node of ours in its own category, with our icons", async function () {
+    const info = await page.evaluate((types: string[]) => types.map((t) => ({ t, def: RED.nodes.getType(t) && { category: RED.nodes.getType(t).category, icon: RED.nodes.getType(t).icon } })), TYPES);
+    for (const { t, def } of info) {
+      assert.ok(def, `${t} registered in the editor`);
+      if (def.category !== "config") {
+        assert.equal(def.category, "tick backup", `${t} in the tick backup category`);
+        assert.ok(await page.$(`.red-ui-palette-node[data-palette-type="${t}"]`), `${t} in the palette`);
+      }
+    }
+    await page.waitForSelector(`[id^="red-ui-palette-container-tick"]`, { state: "attached" });
+    await shot("palette");
+    assert.deepEqual(pageErrors, [], log());
+  });
+
+  it("Import > Examples lists our flow; it imports with no unknown nodes", async function () {
+    await page.click("#red-ui-header-button-sidemenu");
+    await page.click("#menu-item-import");
+    await page.waitForSelector("#red-ui-clipboard-dialog", { state: "visible" });
+    await page.click("#red-ui-clipboard-dialog >> text=Examples");
+    await page.click(`#red-ui-clipboard-dialog >> text=${MODULE}`);
+    await page.click("#red-ui-clipboard-dialog >> text=/^tick-backup$/");
+    await page.click("#red-ui-clipboard-dialog-ok");
+    // The imported nodes follow the mouse until placed: click on the canvas.
+    await page.mouse.move(700, 500);
+    await page.mouse.click(700, 500);
+    await page.waitForFunction(() => RED.nodes.filterNodes({ type: "sftp-pull" }).length === 1);
+    const summary = await page.evaluate(() => {
+      const types: string[] = [];
+      RED.nodes.eachNode((n: any) => types.push(n.type));
+      RED.nodes.eachConfig((n: any) => types.push(n.type));
+      return { types, unknown: types.filter((t) => !RED.nodes.getType(t)) };
+    });
+    assert.deepEqual(summary.unknown, [], `unknown node types: ${summary.unknown}`);
+    for (const t of TYPES) assert.ok(summary.types.includes(t), `the example uses ${t}`);
+    assert.equal(await page.$$eval(".red-ui-notification", (els) => els.filter((e) => /unknown/i.test(e.textContent ?? "")).length), 0, "no unknown-node notice");
+  });
+
+  it("every node's dialog opens without an error and shows its help", async function () {
+    const ids = await page.evaluate(() => {
+      const out: { id: string; type: string; config: boolean }[] = [];
+      RED.nodes.eachNode((n: any) => out.push({ id: n.id, type: n.type, config: false }));
+      RED.nodes.eachConfig((n: any) => out.push({ id: n.id, type: n.type, config: true }));
+      return out;
+    });
+    for (const { id, type, config } of ids.filter((n) => TYPES.includes(n.type))) {
+      await page.evaluate(({ id, config }) => (config ? RED.editor.editConfig("", RED.nodes.node(id).type, id) : RED.editor.edit(RED.nodes.node(id))), { id, config });
+      const prefix = config ? "node-config-input" : "node-input";
+      await page.waitForSelector(`.red-ui-tray .red-ui-tray-body form[id="dialog-form"] [id^="${prefix}-"], .red-ui-tray [id^="${prefix}-"]`, { state: "visible", timeout: 10_000 });
+      await page.waitForTimeout(150);
+      const help = await page.evaluate((t) => $(`script[data-help-name="${t}"]`).html() || "", type);
+      assert.match(help, /<h3>Inputs<\/h3>[\s\S]*<h3>Outputs<\/h3>[\s\S]*<h3>Details<\/h3>/, `${type} help has Inputs, Outputs and Details`);
+      if (type === "sftp-pull") await shot("dialog-sftp-pull");
+      await page.click(config ? "#node-config-dialog-cancel" : "#node-dialog-cancel");
+      await page.waitForSelector(".red-ui-tray", { state: "detached", timeout: 10_000 });
+    }
+    assert.deepEqual(pageErrors, [], log());
+  });
+
+  /** Type `value` into `selector`, leave the field, and return the reason shown for it (or null when valid). */
+  async function reasonFor(selector: string, value: string): Promise<string | null> {
+    await page.fill(selector, value);
+    await page.dispatchEvent(selector, "change");
+    await page.waitForTimeout(100);
+    if (!(await page.$eval(selector, (el) => el.classList.contains("input-error")))) return null;
+    return page.evaluate((sel) => {
+      const t = $(sel).data("tooltip");
+      if (!t) return "";
+      t.open(true);
+      const text = $(".red-ui-popover:visible").last().text();
+      t.close(true);
+      return text;
+    }, selector);
+  }
+
+  it("the archive and Home Assistant dialogs mark invalid values with the reason", async function () {
+    for (const [type, field, bad, reason, good] of [
+      ["backup-archive", "path", "relative/ticks", /absolute path/, "/media/backup/ticks"],
+      ["backup-archive", "name", "Ticks Archive", /lower-case/, "ticks"],
+      ["ha-mqtt", "broker", "core-mosquitto:1883", /mqtt:\/\//, "mqtt://core-mosquitto:1883"],
+    ] as const) {
+      await page.evaluate((t) => { let id = ""; RED.nodes.eachConfig((n: any) => { if (n.type === t) id = n.id; }); RED.editor.editConfig("", t, id); }, type);
+      await page.waitForSelector(`#node-config-input-${field}`, { state: "visible" });
+      assert.match((await reasonFor(`#node-config-input-${field}`, bad)) ?? "", reason, `${type}.${field}`);
+      assert.equal(await reasonFor(`#node-config-input-${field}`, good), null, `${type}.${field} valid`);
+      await page.click("#node-config-dialog-cancel");
+      await page.waitForSelector(`#node-config-input-${field}`, { state: "detached" });
+    }
+  });
+
+  it("the server dialog: invalid values are marked with the reason; Fetch host key asks the real sshd and pins it on confirmation", async function () {
+    const pullId = await page.evaluate(() => RED.nodes.filterNodes({ type: "sftp-pull" })[0].id);
+    await page.evaluate((id) => RED.editor.edit(RED.nodes.node(id)), pullId);
+    await page.waitForSelector("#node-input-remoteDir", { state: "visible" });
+    assert.match((await reasonFor("#node-input-remoteDir", "")) ?? "", /required|folder|directory/i);
+    assert.equal(await reasonFor("#node-input-remoteDir", remoteDir), null);
+    assert.match((await reasonFor("#node-input-concurrency", "0")) ?? "", /1.*64|between|at least/i);
+    assert.equal(await reasonFor("#node-input-concurrency", "4"), null);
+    assert.match((await reasonFor("#node-input-settleSeconds", "-5")) ?? "", /0|negative|seconds/i);
+    assert.equal(await reasonFor("#node-input-settleSeconds", "1"), null);
+
+    // The server config node, from the pencil beside it.
+    await page.click("#node-input-btn-server-edit");
+    await page.waitForSelector("#node-config-input-host", { state: "visible" });
+    assert.match((await reasonFor("#node-config-input-port", "70000")) ?? "", /1.*65535/);
+    assert.equal(await reasonFor("#node-config-input-port", String(sshd.port)), null);
+    assert.match((await reasonFor("#node-config-input-host", "bad host/name")) ?? "", /host/i);
+    assert.equal(await reasonFor("#node-config-input-host", sshd.host), null);
+    assert.match((await reasonFor("#node-config-input-hostFingerprint", "SHA256:tooShort")) ?? "", /SHA256:.*43/);
+    assert.match((await reasonFor("#node-config-input-hostFingerprint", "")) ?? "", /Fetch host key|required/i);
+    await page.fill("#node-config-input-username", sshd.username);
+    await page.fill("#node-config-input-privateKey", sshd.privateKey);
+
+    await page.click("#node-config-tick-fetch-key");
+    await page.waitForSelector(`#node-config-tick-key-result >> text=${sshd.hostFingerprint}`, { timeout: 15_000 });
+    await shot("dialog-sftp-server-host-key");
+    assert.equal(await page.inputValue("#node-config-input-hostFingerprint"), "", "nothing is pinned before the user confirms");
+    await page.click("#node-config-tick-key-result >> text=It matches");
+    assert.equal(await page.inputValue("#node-config-input-hostFingerprint"), sshd.hostFingerprint);
+    assert.equal(await page.$eval("#node-config-input-hostFingerprint", (el) => el.classList.contains("input-error")), false);
+
+    // Test connection: logs in with the typed key and lists the folder.
+    await page.fill("#node-config-tick-test-dir", remoteDir);
+    await page.click("#node-config-tick-test");
+    await page.waitForSelector("#node-config-tick-test-result >> text=Connected", { timeout: 20_000 });
+    assert.match(await page.textContent("#node-config-tick-test-result") ?? "", /holds 1 entries[\s\S]*2024\//);
+    await shot("dialog-sftp-server-test-connection");
+    await page.click("#node-config-dialog-ok");
+    await page.waitForSelector("#node-config-input-host", { state: "detached" });
+    const label = await page.evaluate(() => RED.nodes.filterNodes({ type: "sftp-pull" })[0]);
+    assert.ok(label);
+    await page.click("#node-dialog-ok");
+    await page.waitForSelector("#node-input-remoteDir", { state: "detached" });
+    const pullLabel = await page.evaluate(() => {
+      const n = RED.nodes.filterNodes({ type: "sftp-pull" })[0];
+      return RED.utils.getNodeLabel(n);
+    });
+    assert.equal(pullLabel, `pull tick server:${remoteDir}`);
+    assert.deepEqual(outsideIngress, [], "every request stays under the ingress path");
+  });
+
+  it("deploys the flow; the pull node's status turns green after an injected run, and the archive holds the file", async function () {
+    // Point the archive at a temp folder, and limit the example to the pull: the other nodes
+    // reach for hosts that do not exist here (an MQTT broker, an offsite disk) and that is fine.
+    await page.evaluate((p) => {
+      const a = RED.nodes.filterNodes({ type: "backup-archive" })[0] ?? null;
+      const archive = a ?? (() => { let c: any; RED.nodes.eachConfig((n: any) => { if (n.type === "backup-archive") c = n; }); return c; })();
+      archive.path = p;
+      archive.changed = true;
+      archive.dirty = true;
+      RED.nodes.dirty(true);
+    }, archivePath);
+    await page.click("#red-ui-header-button-deploy");
+    await page.waitForFunction(() => $("#red-ui-header-button-deploy").hasClass("disabled"), undefined, { timeout: 20_000 });
+    const injectId = await page.evaluate(() => RED.nodes.filterLinks({ target: RED.nodes.filterNodes({ type: "sftp-pull" })[0] }).map((l: any) => l.source).find((n: any) => n.type === "inject").id);
+    // Click the inject node's button in the canvas (on the example's own tab).
+    await page.evaluate((id) => { RED.workspaces.show(RED.nodes.node(id).z); RED.view.reveal(id); }, injectId);
+    await page.waitForTimeout(500);
+    await page.click(`[id="${injectId}"] .red-ui-flow-node-button`);
+    const pullId = await page.evaluate(() => RED.nodes.filterNodes({ type: "sftp-pull" })[0].id);
+    await page.waitForFunction(
+      (id) => {
+        const n = RED.nodes.node(id);
+        return n.status && n.status.fill === "green";
+      },
+      pullId,
+      { timeout: 30_000 },
+    ).catch(async (e) => {
+      await shot("deployed-failed");
+      const st = await page.evaluate((id) => RED.nodes.node(id).status, pullId);
+      throw new Error(`${e} — pull status ${JSON.stringify(st)}${log()}`);
+    });
+    await shot("deployed");
+    assert.equal(fs.readFileSync(path.join(archivePath, "2024/01/EURUSD.csv"), "utf8"), "t,bid,ask\n1,1.1,1.2\n");
+    const keyLine = sshd.privateKey.split("\n").find((l) => l.length > 40 && !l.startsWith("-----"))!;
+    assert.ok(!fs.readFileSync(path.join(installed.userDir, "flows.json"), "utf8").includes(keyLine), "the key is not in flows.json");
+    assert.deepEqual(outsideIngress, [], "every request stays under the ingress path");
+  });
+});
