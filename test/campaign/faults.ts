@@ -66,8 +66,8 @@ function serveMixedTree(root: string, rng: () => number): { growing: string[] } 
   return { growing };
 }
 
-function grow(root: string, growing: string[], rng: () => number): void {
-  for (const rel of growing) fs.appendFileSync(path.join(root, rel), tickLines("GROW", 1 + Math.floor(rng() * 400)));
+function grow(root: string, growing: string[], rng: () => number, maxLines = 400): void {
+  for (const rel of growing) fs.appendFileSync(path.join(root, rel), tickLines("GROW", 1 + Math.floor(rng() * maxLines)));
 }
 
 const prefixHash = (file: string, size: number): string | undefined => {
@@ -138,7 +138,7 @@ async function networkCampaign(): Promise<{ served: string; archive: Archive; di
   const { server, direct } = await startServer(served);
   const proxy = await startTcpFaultProxy(server.port, SEED + 1, (p) => {
     const x = p();
-    if (x < 0.9) return { kind: "cut", afterBytes: Math.floor(p() ** 3 * 400_000) };
+    if (x < 0.9) return { kind: "cut", afterBytes: 6_000 + Math.floor(p() ** 2 * 200_000) };
     if (x < 0.95) return { kind: "stall", afterBytes: Math.floor(p() * 100_000), ms: 1200 };
     return { kind: "throttle", bytesPerSec: 4 * 1024 * 1024 };
   });
@@ -146,7 +146,7 @@ async function networkCampaign(): Promise<{ served: string; archive: Archive; di
   const config = { ...direct, port: proxy.port };
   const faultsNow = () => proxy.counts.cut + proxy.counts.stall + proxy.counts.throttle;
   while (faultsNow() < SIZE.netFaults && r.runs < SIZE.netFaults) {
-    grow(served, growing, rng);
+    grow(served, growing, rng, 4000);
     if (r.runs % 5 === 0) write(served, `new/${r.runs}.csv`, tickLines("NEW", 10 + Math.floor(rng() * 2000)));
     // every third run, one of today's files grows while it is being read
     server.setOptions({ growWhileRead: r.runs % 3 === 0 ? { path: `/${growing[r.runs % growing.length]}`, bytesPerRead: 512 } : undefined });
@@ -221,7 +221,7 @@ async function killCampaign(): Promise<void> {
       kills++;
       add(r, `kill -9 during ${mode}`);
       // the dead process's lock goes stale 30 s after its last refresh: let those 30 s pass at once
-      const lock = path.join(archiveDir, ".tick-backup.lock");
+      const lock = path.join(archiveDir, ".tick-backup", "lock");
       if (fs.existsSync(lock)) fs.utimesSync(lock, OLD, OLD);
     }
     const archive = await Archive.open(archiveDir, { name: "campaign" });
