@@ -93,8 +93,10 @@ async function checkArchive(r: Row, archive: Archive, served: string | undefined
     recorded.add(rec.path);
     const file = path.join(archive.root, ...rec.path.split("/"));
     if (!fs.existsSync(file)) { loss(r, `${label}: ${rec.path} recorded but missing`); continue; }
-    const local = sha256(file);
-    if (fs.statSync(file).size !== rec.size || local !== rec.sha256) loss(r, `${label}: ${rec.path} (${rec.state}) differs from its record`);
+    const size = fs.statSync(file).size;
+    if (afterKill && size > rec.size && prefixHash(file, rec.size) === rec.sha256) {
+      interruptedAppends++; // killed mid-append: the recorded prefix is intact, the next pull truncates and redoes it
+    } else if (size !== rec.size || sha256(file) !== rec.sha256) loss(r, `${label}: ${rec.path} (${rec.state}) differs from its record`);
     if (served !== undefined && prefixHash(path.join(served, ...rec.path.split("/")), rec.size) !== rec.sha256) {
       loss(r, `${label}: ${rec.path} marked ${rec.state} with a hash the server never had`);
     }
@@ -183,6 +185,7 @@ async function networkCampaign(): Promise<{ served: string; archive: Archive; di
 }
 
 let unrecordedAfterKill = 0;
+let interruptedAppends = 0;
 
 // ---------------------------------------------------------------------------------------------
 async function killCampaign(): Promise<void> {
@@ -197,6 +200,7 @@ async function killCampaign(): Promise<void> {
   const child = path.join(__dirname, "child.js");
   let kills = 0;
   let attempts = 0;
+  let crashed = false; // a kill left its traces, until a pull finishes normally
   while (kills < SIZE.kills && attempts < SIZE.kills * 4) {
     attempts++;
     grow(served, growing, rng);
@@ -217,6 +221,8 @@ async function killCampaign(): Promise<void> {
       });
     });
     r.runs++;
+    if (killed) crashed = true;
+    else if (mode === "pull") crashed = false;
     if (killed) {
       kills++;
       add(r, `kill -9 during ${mode}`);
@@ -225,7 +231,7 @@ async function killCampaign(): Promise<void> {
       if (fs.existsSync(lock)) fs.utimesSync(lock, OLD, OLD);
     }
     const archive = await Archive.open(archiveDir, { name: "campaign" });
-    await checkArchive(r, archive, served, `after ${killed ? "kill" : "run"} ${attempts}`, killed);
+    await checkArchive(r, archive, served, `after ${killed ? "kill" : "run"} ${attempts}`, crashed || killed);
   }
   if (kills < SIZE.kills) loss(r, `only ${kills} kills landed during work`);
   // every rerun completes: a pull and an upload without interruption, then all must agree
@@ -240,6 +246,7 @@ async function killCampaign(): Promise<void> {
   const catalog = await checkArchive(r, archive, served, "after the reruns");
   sameTree(r, served, archive.root, "after the reruns");
   await verifyCopies(r, archive, catalog, t);
+  r.notes.push(`${interruptedAppends} times a kill interrupted an append (recorded prefix intact, redone by the next pull)`);
   r.notes.push(`${unrecordedAfterKill} times a whole, correct file was placed but not yet recorded when killed; the rerun recorded it`);
   r.files = catalog?.size ?? 0;
   r.bytes = catalog?.all().reduce((s, rec) => s + rec.size, 0) ?? 0;
