@@ -172,7 +172,7 @@ async function networkCampaign(): Promise<{ served: string; archive: Archive; di
   add(r, "tcp throttle", proxy.counts.throttle);
   add(r, "file grew mid-read", Math.ceil(r.runs / 3));
   // the faults stop, today's files stop growing and settle: one clean run must complete it all
-  for (const rel of growing) fs.utimesSync(path.join(served, rel), OLD, OLD);
+  for (const rel of Object.keys(treeHashes(served))) fs.utimesSync(path.join(served, rel), OLD, OLD);
   const last = await pull({ server: config, archive, remoteDir: "/", settleSeconds: 30 });
   r.runs++;
   if (last.problems.length > 0) loss(r, `clean run: ${JSON.stringify(last.problems.slice(0, 3))}`);
