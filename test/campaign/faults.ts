@@ -26,6 +26,7 @@ const SEED = Number(process.env.FAULTS_SEED ?? 20261127);
 const SIZE = CI
   ? { netFaults: 1000, kills: 50, flipRounds: 10, s3Files: 24, hostileEntries: 100_000 }
   : { netFaults: 3000, kills: 120, flipRounds: 40, s3Files: 60, hostileEntries: 100_000 };
+if (process.env.FAULTS_NET) SIZE.netFaults = Number(process.env.FAULTS_NET); // a quick look: fewer network faults
 const PASSWORD = "campaign-only-password";
 const OLD = Date.now() / 1000 - 86_400; // static files: a day old, so the pull marks them final
 
