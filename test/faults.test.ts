@@ -7,6 +7,7 @@ import { pullEnv } from "./support/pull-env";
 import { sha256, tempDir, tickLines, treeHashes, write } from "./support/tree";
 import { Catalog } from "../lib/archive/catalog";
 import type { ServerConfig } from "../lib/sftp/connect";
+import { startTcpFaultProxy } from "./support/tcp-fault-proxy";
 
 /** Faults a real sshd cannot be made to produce on cue: cuts, stalls, files growing mid-read, hostile names. */
 describe("pull under faults (in-process SFTP server)", function () {
@@ -98,5 +99,28 @@ describe("pull under faults (in-process SFTP server)", function () {
     const catalog = await Catalog.load(archive.stateDir);
     assert.equal(catalog.size, 2);
     assert.equal(catalog.get("new\nline.csv")?.storedPath, "new%0Aline.csv");
+  });
+
+  it("ends (does not hang) when the connection dies in the middle of the listing, and the next run completes", async () => {
+    write(served, "ok.csv", "fine\n");
+    server.setOptions({ extraEntries: { "/": Array.from({ length: 5000 }, (_, i) => ({ name: `entry-${i}.lnk`, symlink: true })) } });
+    // the SSH handshake and login take a few KiB; the 5,000 names come in ~80 READDIR replies after them
+    const proxy = await startTcpFaultProxy(server.port, 7, () => ({ kind: "cut", afterBytes: 40_000 }));
+    try {
+      const env = await pullEnv({ ...config, port: proxy.port }, "/", { retry: { retries: 1, baseDelayMs: 5 } });
+      const outcome = await Promise.race([
+        env.run().then((r) => `report: ${r.problems.map((p) => p.code).join()}`, (err: Error) => `error: ${err.message}`),
+        new Promise<string>((r) => setTimeout(() => r("hung"), 20_000)),
+      ]);
+      assert.notEqual(outcome, "hung");
+      assert.ok(proxy.counts.cut >= 1, "the proxy cut the listing");
+      assert.equal(fs.existsSync(path.join(env.dir, "ok.csv")), false);
+      proxy.plan = () => ({ kind: "none" });
+      const next = await env.run();
+      assert.deepEqual(next.problems, []);
+      assert.equal(fs.readFileSync(path.join(env.dir, "ok.csv"), "utf8"), "fine\n");
+    } finally {
+      await proxy.close();
+    }
   });
 });

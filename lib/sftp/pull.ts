@@ -106,7 +106,8 @@ export async function pull(options: PullOptions): Promise<PullReport> {
         const session = await pool.get();
         progress.phase = "listing";
         tell();
-        return listTree(session.sftp, options.remoteDir, { signal });
+        // A connection lost mid-listing may leave a READDIR unanswered for ever: fail it with the session.
+        return session.whileOpen(listTree(session.sftp, options.remoteDir, { signal }));
       });
       const plan = planPull(listing, catalog, options);
       report.counts.listed = listing.files.length;
