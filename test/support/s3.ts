@@ -50,8 +50,10 @@ export async function startFaultProxy(upstream: string, stopUpstream: () => Prom
     requests: [],
     fault: undefined,
     stop: async () => {
-      await new Promise((r) => proxy.close(r));
+      // close() waits for every connection to end: end them, then wait.
+      const closed = new Promise((r) => proxy.close(r));
       proxy.closeAllConnections();
+      await closed;
       await stopUpstream();
     },
   };
@@ -77,6 +79,11 @@ export async function startFaultProxy(upstream: string, stopUpstream: () => Prom
       up.pipe(res);
     });
     upstream.on("error", () => res.destroy());
+    // A client cut off mid-request (a dropped or stalled connection) must not leave the server
+    // waiting for the rest of the body: that request would never end, nor would the server's close().
+    res.on("close", () => {
+      if (!res.writableFinished) upstream.destroy();
+    });
     let flipped = false;
     const body =
       fault === "corrupt"
