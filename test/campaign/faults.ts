@@ -205,21 +205,29 @@ async function killCampaign(): Promise<void> {
   let kills = 0;
   let attempts = 0;
   let crashed = false; // a kill left its traces, until a pull finishes normally
-  while (kills < SIZE.kills && attempts < SIZE.kills * 4) {
+  // How long the last uninterrupted run of each kind worked: kills are timed inside that span, so
+  // that they land during work on a fast machine as on a slow one.
+  const worked: Record<string, number> = { pull: 700, offsite: 700 };
+  while (kills < SIZE.kills && attempts < SIZE.kills * 6) {
     attempts++;
     grow(served, growing, rng);
     if (attempts % 2 === 1) write(served, `new/${attempts}.bin`, Buffer.alloc(256 * 1024 + Math.floor(rng() * 2 * 1024 * 1024), attempts % 251));
     for (const f of Object.keys(treeHashes(served))) if (f.startsWith("new/")) fs.utimesSync(path.join(served, f), OLD, OLD);
     const mode = attempts % 3 === 0 ? "offsite" : "pull";
-    const delay = Math.floor(rng() * 700);
+    const delay = Math.floor(rng() * Math.min(700, worked[mode]));
     const killed = await new Promise<boolean>((resolve) => {
       const p = spawn(process.execPath, [child, JSON.stringify({ mode, archive: archiveDir, server: direct, target })], { stdio: ["ignore", "pipe", "pipe"] });
       let done = false;
-      p.stdout.once("data", () => setTimeout(() => {
-        if (!done) { p.kill("SIGKILL"); }
-      }, delay));
+      let began = 0;
+      p.stdout.once("data", () => {
+        began = Date.now();
+        setTimeout(() => {
+          if (!done) { p.kill("SIGKILL"); }
+        }, delay);
+      });
       p.on("exit", (code, signal) => {
         done = true;
+        if (signal !== "SIGKILL" && began > 0) worked[mode] = Math.max(20, Date.now() - began);
         resolve(signal === "SIGKILL");
         if (signal !== "SIGKILL" && code !== 0) loss(r, `a ${mode} run failed on its own (exit ${code})`);
       });
