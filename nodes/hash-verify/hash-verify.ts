@@ -4,7 +4,7 @@ import { scrub } from "../../lib/verify/scrub";
 import { originCheck, type PulledFileRef } from "../../lib/verify/origin-check";
 import { blankVerifyReport, type VerifyMode, type VerifyProgress, type VerifyReport } from "../../lib/verify/report";
 import { BackupError, ConfigError } from "../../lib/errors";
-import { BUSY_PROBLEM, formatBytes, formatDuration, progressStatus, recordOutcome, reportFailure, runGuard, withHaNote } from "../shared/node-helpers";
+import { BUSY_PROBLEM, formatBytes, formatDuration, progressStatus, recordOutcome, reportFailure, runGuard, stopOnClose, withHaNote } from "../shared/node-helpers";
 import type { BackupArchiveNode, OffsiteTargetNode, SftpServerNode } from "../shared/types";
 import { createTarget } from "../../lib/offsite";
 import { drill, TargetSource } from "../../lib/restore";
@@ -82,11 +82,7 @@ export = (RED: NodeAPI) => {
       });
     });
 
-    this.on("close", (_removed: boolean, done: () => void) => {
-      stop.abort();
-      const timeout = new Promise((resolve) => setTimeout(resolve, 4000).unref());
-      Promise.race([guard.settled(), timeout]).then(() => done());
-    });
+    stopOnClose(this, guard, () => stop.abort());
   }, { credentials: { identity: { type: "password" } } });
 };
 

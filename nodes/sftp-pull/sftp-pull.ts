@@ -3,8 +3,8 @@ import type { NodeAPI, Node, NodeDef } from "node-red";
 import { blankPullReport, pull, type PullProgress, type PullReport } from "../../lib/sftp/pull";
 import { describeServer } from "../../lib/sftp/connect";
 import { parseGlobs } from "../../lib/sftp/plan";
-import { BackupError, ConfigError } from "../../lib/errors";
-import { BUSY_PROBLEM, formatBytes, formatDuration, progressStatus, recordOutcome, reportFailure, runGuard, withHaNote } from "../shared/node-helpers";
+import { ConfigError } from "../../lib/errors";
+import { BUSY_PROBLEM, formatBytes, formatDuration, numberOr, problemsError, progressStatus, recordOutcome, reportFailure, runGuard, stopOnClose, withHaNote } from "../shared/node-helpers";
 import type { BackupArchiveNode, SftpServerNode } from "../shared/types";
 
 interface SftpPullDef extends NodeDef {
@@ -60,7 +60,7 @@ export = (RED: NodeAPI) => {
         this.status(withHaNote(summaryStatus(report), archive));
         recordOutcome(archive, this, "pull", { report });
         send({ ...msg, payload: report });
-        if (report.problems.length > 0) done(new BackupError("PULL_PROBLEMS", problemsText(report)));
+        if (report.problems.length > 0) done(problemsError("PULL_PROBLEMS", "pull", report.problems));
         else done();
       })?.catch((err) => {
         if (!stop.signal.aborted) recordOutcome(archive, this, "pull", { error: err });
@@ -68,19 +68,10 @@ export = (RED: NodeAPI) => {
       });
     });
 
-    this.on("close", (_removed: boolean, done: () => void) => {
-      stop.abort();
-      // Give the run a few seconds to stop at a safe point; partial files stay resumable either way.
-      const timeout = new Promise((resolve) => setTimeout(resolve, 4000).unref());
-      Promise.race([guard.settled(), timeout]).then(() => done());
-    });
+    // Partial files stay resumable whether or not the run reaches a safe point in time.
+    stopOnClose(this, guard, () => stop.abort());
   });
 };
-
-function numberOr(value: unknown, fallback: number): number {
-  const n = Number(value);
-  return value === "" || value === undefined || value === null || !Number.isFinite(n) ? fallback : n;
-}
 
 function progressText(p: PullProgress): string {
   if (p.phase !== "pulling") return p.phase;
@@ -95,10 +86,4 @@ function summaryStatus(r: PullReport) {
   parts.push(formatBytes(r.bytes), formatDuration(r.durationMs));
   if (r.problems.length > 0) return { fill: "yellow" as const, shape: "dot" as const, text: `${r.problems.length} problem(s) · ${parts.join(" · ")}` };
   return { fill: "green" as const, shape: "dot" as const, text: parts.join(" · ") };
-}
-
-function problemsText(r: PullReport): string {
-  const first = r.problems[0];
-  const more = r.problems.length > 1 ? ` (and ${r.problems.length - 1} more)` : "";
-  return `pull finished with problems: ${first.message}${more}`;
 }
