@@ -16,6 +16,7 @@ import * as fs from "node:fs";
 import * as fsp from "node:fs/promises";
 import * as os from "node:os";
 import * as path from "node:path";
+import { systemNpm } from "./support/red-runtime";
 import { startSshd, type Sshd } from "./support/sshd";
 
 const MODULE = "node-red-contrib-tick-backup";
@@ -25,26 +26,6 @@ const PASSWORD = "load-test-password";
 const PASSWORD_HASH = "$2b$08$f5RWKe0b9PhHrfCs6C2Zv.T1qXf3c2DXsspx0K8FToce9BonNpbIu";
 
 /* eslint-disable @typescript-eslint/no-explicit-any */
-
-
-/**
- * The npm on PATH outside any node_modules/.bin. Under `npx mocha` the first npm on PATH is the
- * project's node_modules/.bin/npm (npm 10, a dependency of @node-red/registry), which runs
- * `prepare` (the whole build) even with --ignore-scripts.
- */
-function systemNpm(): string {
-  for (const dir of (process.env.PATH ?? "").split(path.delimiter)) {
-    if (!dir || dir.split(path.sep).includes("node_modules")) continue;
-    const candidate = path.join(dir, "npm");
-    try {
-      fs.accessSync(candidate, fs.constants.X_OK);
-      return candidate;
-    } catch {
-      /* next */
-    }
-  }
-  return "npm";
-}
 
 function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));

@@ -17,6 +17,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import * as util from "node:util";
 import sinon from "sinon";
+import { Inbox } from "./support/inbox";
 import { startSshd, type Sshd } from "./support/sshd";
 
 // The test helper has no type declarations; it is used the way its README shows.
@@ -35,39 +36,6 @@ const STATE = ".tick-backup";
 /* eslint-disable @typescript-eslint/no-explicit-any */
 type Msg = any;
 type RedNode = any;
-
-/** Messages arriving at a helper node, with a way to wait for one that matches. */
-class Inbox {
-  readonly msgs: Msg[] = [];
-  private waiters: Array<{ match: (m: Msg) => boolean; resolve: (m: Msg) => void }> = [];
-
-  constructor(node: RedNode) {
-    node.on("input", (msg: Msg) => {
-      this.msgs.push(msg);
-      this.waiters = this.waiters.filter((w) => {
-        if (!w.match(msg)) return true;
-        w.resolve(msg);
-        return false;
-      });
-    });
-  }
-
-  wait(match: (m: Msg) => boolean, what: string, timeoutMs = 20_000): Promise<Msg> {
-    const seen = this.msgs.find(match);
-    if (seen) return Promise.resolve(seen);
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.waiters = this.waiters.filter((w) => w.resolve !== done);
-        reject(new Error(`timed out after ${timeoutMs} ms waiting for ${what}; got ${util.inspect(this.msgs, { depth: 4 })}`));
-      }, timeoutMs);
-      const done = (m: Msg) => {
-        clearTimeout(timer);
-        resolve(m);
-      };
-      this.waiters.push({ match, resolve: done });
-    });
-  }
-}
 
 interface Loaded {
   pull: RedNode;

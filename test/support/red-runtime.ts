@@ -13,7 +13,11 @@ import { freePort } from "./net";
 export const MODULE = "node-red-contrib-tick-backup";
 export const PROJECT = path.resolve(__dirname, "..", "..", "..");
 
-/** The npm on PATH outside any node_modules/.bin (see load.test.ts). */
+/**
+ * The npm on PATH outside any node_modules/.bin. Under `npx mocha` the first npm on PATH is the
+ * project's node_modules/.bin/npm (npm 10, a dependency of @node-red/registry), which runs
+ * `prepare` (the whole build) even with --ignore-scripts.
+ */
 export function systemNpm(): string {
   for (const dir of (process.env.PATH ?? "").split(path.delimiter)) {
     if (!dir || dir.split(path.sep).includes("node_modules")) continue;
