@@ -200,6 +200,18 @@ describe("the editor in a real browser (Chromium, Node-RED 4.1, installed from t
     await page.fill(selector, value);
     await page.dispatchEvent(selector, "change");
     await page.waitForTimeout(100);
+    return reasonShown(selector);
+  }
+
+  /** Choose `value` in the select `selector` and return the reason shown for `field` (or null when valid). */
+  async function choose(selector: string, value: string, field = selector): Promise<string | null> {
+    await page.selectOption(selector, value);
+    await page.waitForTimeout(100);
+    return reasonShown(field);
+  }
+
+  /** The reason shown for a field now: the text of its tooltip when it is marked invalid, else null. */
+  async function reasonShown(selector: string): Promise<string | null> {
     if (!(await page.$eval(selector, (el) => el.classList.contains("input-error")))) return null;
     return page.evaluate((sel) => {
       const t = $(sel).data("tooltip");
@@ -224,6 +236,126 @@ describe("the editor in a real browser (Chromium, Node-RED 4.1, installed from t
       await page.click("#node-config-dialog-cancel");
       await page.waitForSelector(`#node-config-input-${field}`, { state: "detached" });
     }
+  });
+
+  /** Opens the dialog of the first node of `type` (a config node when `config`) that `pick` accepts. */
+  async function openDialog(type: string, config: boolean, pick: Record<string, unknown> = {}): Promise<void> {
+    await page.evaluate(({ type, config, pick }) => {
+      const fits = (n: any) => n.type === type && Object.entries(pick).every(([k, v]) => n[k] === v);
+      if (config) {
+        let id = "";
+        RED.nodes.eachConfig((n: any) => { if (!id && fits(n)) id = n.id; });
+        RED.editor.editConfig("", type, id);
+      } else RED.editor.edit(RED.nodes.filterNodes({ type }).find(fits));
+    }, { type, config, pick });
+    await page.waitForSelector(`.red-ui-tray [id^="${config ? "node-config-input" : "node-input"}-"]`, { state: "visible", timeout: 10_000 });
+    await page.waitForTimeout(200);
+  }
+
+  async function closeDialog(config: boolean): Promise<void> {
+    await page.click(config ? "#node-config-dialog-cancel" : "#node-dialog-cancel");
+    await page.waitForSelector(".red-ui-tray", { state: "detached", timeout: 10_000 });
+  }
+
+  it("the verify, disk-space, offsite and alert dialogs mark invalid values with the reason, and accept good ones", async function () {
+    /** [field, bad value, the reason it must give, a good value] for text and number fields. */
+    const check = async (prefix: string, rows: [string, string, RegExp, string][]) => {
+      for (const [field, bad, reason, good] of rows) {
+        const sel = `#${prefix}-${field}`;
+        assert.match((await reasonFor(sel, bad)) ?? "(valid)", reason, `${field} = ${JSON.stringify(bad)}`);
+        assert.equal(await reasonFor(sel, good), null, `${field} = ${JSON.stringify(good)} is valid`);
+      }
+    };
+
+    await openDialog("hash-verify", false, { mode: "scrub" });
+    await check("node-input", [
+      ["partitions", "0", /Partitions: .*1 to 10000/, "7"],
+      ["remoteDir", " /data/ticks", /Remote folder: .*spaces/, "/data/ticks"],
+    ]);
+    // A drill needs an offsite target; scrub does not. The reason follows the mode.
+    // This scrub node has no target: as a drill it needs one.
+    assert.match((await choose("#node-input-mode", "drill", "#node-input-target")) ?? "(valid)", /Target: .*drill.*offsite target/);
+    const targetId = await page.$eval("#node-input-target", (el) => Array.from((el as HTMLSelectElement).options, (o) => o.value).find((v) => v !== "_ADD_"));
+    assert.ok(targetId, "the example's offsite target is offered");
+    assert.equal(await choose("#node-input-target", targetId), null, "a drill with a target");
+    assert.match((await choose("#node-input-target", "_ADD_")) ?? "(valid)", /Target: .*drill.*offsite target/);
+    await check("node-input", [["sample", "0", /Sample: .*1 to 100000/, "25"]]);
+    assert.equal(await choose("#node-input-mode", "scrub", "#node-input-target"), null, "back to scrub: no target needed");
+    assert.equal(await choose("#node-input-server", "_ADD_"), null, "scrub needs no server");
+    assert.match((await choose("#node-input-mode", "origin", "#node-input-server")) ?? "(valid)", /Server: origin mode/);
+    await closeDialog(false);
+
+    await openDialog("disk-space", false);
+    await check("node-input", [
+      ["warnPercent", "150", /Warn at: .*0 to 100/, "85"],
+      ["criticalPercent", "-1", /Critical at: .*0 to 100/, "95"],
+      ["warnFree", "50 XB", /Warn below: .*size like 50 GB/, "50 GB"],
+      ["criticalFree", "ten", /Critical below: .*size/, "200 GiB"],
+      ["warnDays", "-3", /Warn when full in: .*days/, "30"],
+      ["extraPaths", "/mnt/nas\nmedia/offline", /Also watch: absolute .*media\/offline/, "/mnt/nas\n/media/offline"],
+    ]);
+    await closeDialog(false);
+
+    await openDialog("offsite-upload", false);
+    await check("node-input", [
+      ["concurrency", "0", /Files at once: .*1 to 32/, "4"],
+      ["bwLimitKBps", "-1", /Limit: .*0 or more/, "0"],
+    ]);
+    await closeDialog(false);
+
+    await openDialog("offsite-target", true);
+    const t = "node-config-input";
+    await check(t, [
+      ["path", "media/offsite", /Folder: an absolute path/, "/media/offsite"],
+      ["encryptTo", "age1tooshort", /Encrypt to: an age public key/, ""],
+    ]);
+    // Each kind checks its own fields; the others' leftovers do not count.
+    await page.fill(`#${t}-path`, "not/absolute");
+    assert.match((await choose(`#${t}-kind`, "s3", `#${t}-bucket`)) ?? "(valid)", /Bucket: required/);
+    assert.equal(await reasonShown(`#${t}-path`), null, "an S3 target ignores the folder field");
+    await check(t, [
+      ["bucket", "https://s3.example.com/ticks", /Bucket: 3 to 63/, "tick-archive"],
+      ["endpoint", "s3.example.com", /Endpoint: .*URL/, "https://s3.eu-central-003.backblazeb2.com"],
+      ["region", "eu central", /Region: /, "eu-central-003"],
+      ["prefix", "ticks/../other", /Prefix: .*\.\./, "tick-backup/home"],
+    ]);
+    assert.equal(await reasonFor(`#${t}-objectLockDays`, "0"), null, "no Object Lock: the days do not count");
+    assert.match((await choose(`#${t}-objectLockMode`, "COMPLIANCE", `#${t}-objectLockDays`)) ?? "(valid)", /Object Lock: .*1 to 36500/);
+    await check(t, [["objectLockDays", "0.5", /Object Lock: .*whole days/, "30"]]);
+    assert.match((await choose(`#${t}-kind`, "rclone", `#${t}-remote`)) ?? "(valid)", /Remote: required/);
+    await check(t, [
+      ["remote", "--config=/tmp/x", /Remote: must not start with -/, "gdrive:tick-backup"],
+      ["remote", "gdrive", /Remote: name:folder/, ":sftp,host=backup.example.com:ticks"],
+      ["rcloneConfig", "rclone.conf", /rclone.conf: an absolute path/, "/config/rclone/rclone.conf"],
+    ]);
+    await closeDialog(true);
+
+    await openDialog("alert", false);
+    await check("node-input", [
+      ["remindHours", "-2", /Remind every: hours/, "24"],
+      ["emailPort", "70000", /Port: .*1 to 65535/, "587"],
+      ["ntfyServer", "ntfy.sh", /ntfy server: .*https?:\/\//, "https://ntfy.example.com"],
+      ["haUrl", "homeassistant.local:8123", /Home Assistant URL: .*http/, "http://homeassistant.local:8123"],
+      ["haService", "Mobile App", /Notify service: /, "mobile_app_pixel_7"],
+    ]);
+    // E-mail needs a server, a From and a To together: filling one marks the others.
+    assert.equal(await reasonFor("#node-input-emailTo", "me@example.com, Partner <p@example.com>"), null);
+    assert.match((await reasonShown("#node-input-emailHost")) ?? "(valid)", /SMTP server: needed/);
+    assert.match((await reasonShown("#node-input-emailFrom")) ?? "(valid)", /From: needed/);
+    await shot("dialog-alert-email-incomplete");
+    await check("node-input", [
+      ["emailHost", "smtp://smtp.example.com:587", /SMTP server: a host name/, "smtp.example.com"],
+      ["emailFrom", "backup", /From: one e-mail address/, "Backup <backup@example.com>"],
+      ["emailTo", "me@", /To: e-mail addresses/, "me@example.com"],
+    ]);
+    // Emptied again, e-mail is off and nothing is missing.
+    await page.fill("#node-input-emailFrom", "");
+    await page.fill("#node-input-emailHost", "");
+    assert.equal(await reasonFor("#node-input-emailTo", ""), null);
+    assert.equal(await reasonShown("#node-input-emailHost"), null);
+    assert.equal(await reasonShown("#node-input-emailFrom"), null);
+    await closeDialog(false);
+    assert.deepEqual(pageErrors, [], log());
   });
 
   it("the server dialog: invalid values are marked with the reason; Fetch host key asks the real sshd and pins it on confirmation", async function () {
