@@ -228,6 +228,9 @@ describe("the editor in a real browser (Chromium, Node-RED 4.1, installed from t
       ["backup-archive", "path", "relative/ticks", /absolute path/, "/media/backup/ticks"],
       ["backup-archive", "name", "Ticks Archive", /lower-case/, "ticks"],
       ["ha-mqtt", "broker", "core-mosquitto:1883", /mqtt:\/\//, "mqtt://core-mosquitto:1883"],
+      ["ha-mqtt", "discoveryPrefix", "home assistant/", /Discovery prefix: .*spaces/, "homeassistant"],
+      ["ha-mqtt", "baseTopic", "ticks/#", /Base topic: .*#/, "tick-backup/home"],
+      ["ha-mqtt", "ca", "/etc/ssl/ca.pem", /CA: .*PEM/, "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----"],
     ] as const) {
       await page.evaluate((t) => { let id = ""; RED.nodes.eachConfig((n: any) => { if (n.type === t) id = n.id; }); RED.editor.editConfig("", t, id); }, type);
       await page.waitForSelector(`#node-config-input-${field}`, { state: "visible" });
