@@ -8,6 +8,7 @@ import { createHash, randomBytes } from "node:crypto";
 import { spawn } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
+import sinon from "sinon";
 import type { Archive } from "../lib/archive/archive";
 import { createTarget, decryptBuffer, uploadOffsite, type OffsiteOptions } from "../lib/offsite";
 import { loadAge } from "../lib/offsite/encrypt";
@@ -143,6 +144,49 @@ describe("offsite upload", function () {
       const report = await run(archive, target);
       assert.equal(report.counts.uploaded, 1);
       assert.equal((await archive.readCatalog()).get("a.csv")!.copies![target.id()].key, "a.csv");
+    });
+
+    it("a catalog write that fails once is tried again with the next batch: every proven copy is recorded", async () => {
+      const files: Record<string, string> = {};
+      for (let i = 0; i < 450; i++) files[`2026/11/${String(i).padStart(3, "0")}.csv`] = `${i},1.1\n`;
+      const archive = await archiveWith(files);
+      const target = createTarget({ kind: "directory", path: tempDir("offsite-disk-") });
+      const real = archive.update.bind(archive);
+      let failed = 0;
+      // Fault injection: the first batch's write fails as on a full disk.
+      const update = sinon.stub(archive, "update").callsFake(((fn: Parameters<Archive["update"]>[0], o?: Parameters<Archive["update"]>[1]) => {
+        if (failed++ === 0) return Promise.reject(Object.assign(new Error("ENOSPC: no space left on device, write"), { code: "ENOSPC" }));
+        return real(fn, o);
+      }) as Archive["update"]);
+      try {
+        const report = await run(archive, target, { concurrency: 8 });
+        assert.deepEqual(report.problems, []);
+        assert.equal(report.counts.uploaded, 450);
+      } finally {
+        update.restore();
+      }
+      assert.ok(failed >= 3, `the failed write was followed by others (${failed} writes)`);
+      const unrecorded = (await archive.readCatalog()).all().filter((r) => !r.copies?.[target.id()]).map((r) => r.path);
+      assert.deepEqual(unrecorded, [], "every copy is in the catalog");
+    });
+
+    it("a catalog that cannot be written at all fails the run clearly; the next run records the copies it finds", async () => {
+      const archive = await archiveWith({ "a.csv": "1\n", "b.csv": "2\n" });
+      const disk = tempDir("offsite-disk-");
+      const target = createTarget({ kind: "directory", path: disk });
+      const update = sinon.stub(archive, "update").rejects(Object.assign(new Error("EROFS: read-only file system, open"), { code: "EROFS" }));
+      try {
+        await assert.rejects(run(archive, target), /EROFS/);
+      } finally {
+        update.restore();
+      }
+      assert.equal(fs.readFileSync(path.join(disk, "a.csv"), "utf8"), "1\n", "the copy itself is on the disk");
+      assert.equal((await archive.readCatalog()).get("a.csv")!.copies, undefined, "but not recorded");
+      const again = await run(archive, target);
+      assert.deepEqual(again.problems, []);
+      const catalog = await archive.readCatalog();
+      assert.deepEqual(["a.csv", "b.csv"].map((p) => catalog.get(p)!.copies?.[target.id()]?.key), ["a.csv", "b.csv"], "recorded under their own names");
+      assert.deepEqual(fs.readdirSync(disk).filter((n) => n !== ".tick-backup").sort(), ["a.csv", "b.csv"], "no second copy beside them");
     });
 
     it("does not record a copy when the archived file no longer matches its catalog hash", async () => {
