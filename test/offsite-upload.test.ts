@@ -189,6 +189,20 @@ describe("offsite upload", function () {
       assert.deepEqual(fs.readdirSync(disk).filter((n) => n !== ".tick-backup").sort(), ["a.csv", "b.csv"], "no second copy beside them");
     });
 
+    it("says so when its state file is unreadable, uploads all the same, and saves a good one", async () => {
+      const archive = await archiveWith({ "a.csv": "1\n" });
+      const target = createTarget({ kind: "directory", path: tempDir("offsite-disk-") });
+      const stateFile = path.join(archive.stateDir, "offsite", "test-target.json");
+      fs.mkdirSync(path.dirname(stateFile), { recursive: true });
+      fs.writeFileSync(stateFile, '{"id": "dir-1", "lastComp'); // cut off mid-write by an old bug or a bad disk
+      const report = await run(archive, target);
+      assert.deepEqual(report.problems.map((p) => p.code), ["OFFSITE_STATE_UNREADABLE"]);
+      assert.match(report.problems[0].message, /test-target\.json could not be read/);
+      assert.equal(report.counts.uploaded, 1);
+      assert.equal(JSON.parse(fs.readFileSync(stateFile, "utf8")).lastCompleteAt, report.finishedAt, "a good state is saved");
+      assert.deepEqual((await run(archive, target)).problems, [], "the next run reads it");
+    });
+
     it("does not record a copy when the archived file no longer matches its catalog hash", async () => {
       const archive = await archiveWith({ "rot.csv": "good bytes\n" });
       fs.writeFileSync(path.join(archive.root, "rot.csv"), "g00d bytes\n"); // same size, different bytes

@@ -76,10 +76,15 @@ export async function uploadOffsite(options: OffsiteOptions): Promise<OffsiteRep
   const { archive, target } = options;
   const recipient = options.encryptTo ? checkRecipient(options.encryptTo) : undefined;
   const stateFile = path.join(archive.stateDir, "offsite", `${safeName(options.stateKey ?? options.targetName)}.json`);
+  // No state yet is normal; a state file that cannot be read is said, and the run starts afresh.
+  let stateProblem: string | undefined;
   const saved: Partial<OffsiteTargetState> = await fsp
     .readFile(stateFile, "utf8")
     .then((t) => JSON.parse(t))
-    .catch(() => ({}));
+    .catch((err: NodeJS.ErrnoException) => {
+      if (err.code !== "ENOENT") stateProblem = `${stateFile} could not be read (${messageOf(err)}); the last visit and last complete copy are unknown until this run saves them again`;
+      return {};
+    });
   const report: OffsiteReport = {
     kind: "offsite",
     archive: archive.identity.name,
@@ -90,7 +95,7 @@ export async function uploadOffsite(options: OffsiteOptions): Promise<OffsiteRep
     encrypted: recipient !== undefined,
     counts: { uploaded: 0, pending: 0, failed: 0, skipped: 0, live: 0 },
     bytes: 0,
-    problems: [],
+    problems: stateProblem ? [{ code: "OFFSITE_STATE_UNREADABLE", message: stateProblem }] : [],
   };
   const progress = (phase: OffsiteProgress["phase"], filesDone: number, filesTotal: number) =>
     options.onProgress?.({ phase, filesDone, filesTotal, bytes: report.bytes, elapsedMs: Date.now() - started });
