@@ -87,6 +87,11 @@ export async function startFakeSftp(options: FakeSftpOptions): Promise<FakeSftpS
     c.channels.add(sftp);
     const newHandle = (h: Handle) => {
       const id = Buffer.from((c.handleSeq++).toString(16).padStart(8, "0"), "hex"); // unique per connection
+      // A file opened while the connection went away would never be closed by it: close it now.
+      if (c.socket.destroyed) {
+        if (h.kind === "file") h.fh.close().catch(() => undefined);
+        return id;
+      }
       c.handles.set(id.toString("hex"), h);
       return id;
     };
