@@ -14,18 +14,7 @@ import { scrub, type ScrubOptions } from "../lib/verify/scrub";
 import { LIVE_MANIFEST, MANIFEST, manifestLine, writeManifests } from "../lib/verify/manifest";
 import { partitionOf } from "../lib/verify/schedule";
 import { sha256, tempDir, write } from "./support/tree";
-
-/** A seeded generator (mulberry32): the trials are the same on every run and every machine. */
-function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { seededRandom } from "./support/tcp-fault-proxy"; // seeded: the trials are the same on every run and machine
 
 /** An archive whose catalog holds `files` (written to disk and recorded as pulled). */
 async function archiveOf(files: Record<string, Buffer | string>, live: string[] = []): Promise<{ dir: string; archive: Archive }> {
@@ -67,7 +56,7 @@ describe("verify: scrub and full read-back", function () {
   after(() => dirs.forEach((d) => fs.rmSync(d, { recursive: true, force: true })));
 
   it("a clean archive: every file ok, catalog marked, sha256sum -c passes, live files listed apart", async () => {
-    const files = tree(12, seeded(1));
+    const files = tree(12, seededRandom(1));
     const { dir, archive } = await archiveOf(files, ["SYM0/2026-11-10.csv"]);
     dirs.push(dir);
     await archive.update((cat) => cat.patch("SYM1/2026-11-11.csv", { verifyResult: "suspect" }).then(() => undefined));
@@ -95,7 +84,7 @@ describe("verify: scrub and full read-back", function () {
   });
 
   it("50 seeded trials: one random bit flipped in one random file is found every time; sha256sum -c fails on exactly that file", async () => {
-    const rnd = seeded(20261127);
+    const rnd = seededRandom(20261127);
     const files = tree(10, rnd);
     const { dir, archive } = await archiveOf(files);
     dirs.push(dir);
@@ -130,7 +119,7 @@ describe("verify: scrub and full read-back", function () {
   });
 
   it("truncation, deletion and an extra file: each reported by path; sha256sum -c fails on exactly the two damaged files", async () => {
-    const files = tree(8, seeded(7));
+    const files = tree(8, seededRandom(7));
     const { dir, archive } = await archiveOf(files);
     dirs.push(dir);
     const [truncated, deleted] = ["SYM1/2026-11-11.csv", "SYM2/2026-11-12.csv"];
@@ -209,7 +198,7 @@ describe("verify: scrub and full read-back", function () {
   });
 
   it("a file a pull appends to, or rewrites while the scrub runs, is not a mismatch", async () => {
-    const files = tree(4, seeded(3));
+    const files = tree(4, seededRandom(3));
     const { dir, archive } = await archiveOf(files);
     dirs.push(dir);
     const appending = "SYM0/2026-11-10.csv";
