@@ -101,13 +101,7 @@ export = (RED: NodeAPI) => {
   // The editor's "Send test alert": one clearly marked test notice on each configured channel, each
   // answered on its own. The ping URL is left alone: a test must not tell a dead-man's switch the backup ran.
   editorEndpoint(RED, "alert", "test", async (body) => {
-    const credentials = dialogCredentials(RED, body, CREDENTIALS);
-    let setup: AlertSetup;
-    try {
-      setup = alertSetup(body as AlertFields, credentials);
-    } catch (err) {
-      throw err instanceof ConfigError ? new ConfigError(redact(err.message, Object.values(credentials))) : err;
-    }
+    const setup = alertSetup(body as AlertFields, dialogCredentials(RED, body, CREDENTIALS));
     if (setup.channels.length === 0) throw new ConfigError("no channel is configured: fill in e-mail, ntfy, Home Assistant push or a webhook");
     const from = typeof body.name === "string" && body.name.trim() ? `the alert node "${body.name.trim()}"` : "an alert node";
     const deliveries = await deliver(testNotice(from), setup.channels);
