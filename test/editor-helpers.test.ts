@@ -238,6 +238,19 @@ describe("editor helpers: offsite-target Test, ha-mqtt Test, alert Send test ale
       assert.match(log(), ended);
     });
 
+    it("mqtts: connects with the broker's private CA, and without it is a 502 naming the certificate problem", async function () {
+      const tls = await startMosquitto(MQTT, { tls: true });
+      try {
+        const ok = await post(url, { broker: tls.url, ca: tls.ca, credentials: { ...MQTT } });
+        assert.equal(ok.status, 200, JSON.stringify(ok.body));
+        const noCa = await post(url, { broker: tls.url, ca: "", credentials: { ...MQTT } });
+        assert.equal(noCa.status, 502);
+        assert.match(noCa.body.error, /certificate/i);
+      } finally {
+        await tls.stop();
+      }
+    });
+
     it("the placeholder uses the deployed node's stored password", async function () {
       const res = await post(url, { id: "ha", broker: mosquitto.url, credentials: { username: MQTT.username, password: "__PWRD__" } });
       assert.equal(res.status, 200, JSON.stringify(res.body));
