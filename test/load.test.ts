@@ -252,6 +252,19 @@ describe("the packed package in a real Node-RED runtime", function () {
     assert.deepEqual(await ok.json(), { fingerprint: sshd!.hostFingerprint });
   });
 
+  it("the Test and Send test alert endpoints of offsite-target, ha-mqtt and alert need the editor's write permission", async function () {
+    const viewer = await tokenFor("viewer", "read");
+    for (const type of ["offsite-target", "ha-mqtt", "alert"]) {
+      const url = `/tick-backup/${type}/test`;
+      assert.equal((await api("POST", url, { body: {} })).status, 401, `${type}: no token`);
+      assert.equal((await api("POST", url, { body: {}, token: viewer })).status, 401, `${type}: read-only user`);
+      // The admin reaches the helper itself, which refuses the empty dialog.
+      const bad = await api("POST", url, { body: {}, token: adminToken });
+      assert.equal(bad.status, 400, `${type}: ${await bad.clone().text()}`);
+      assert.equal(typeof ((await bad.json()) as any).error, "string");
+    }
+  });
+
   it("the Test connection endpoint needs write permission, refuses a wrong host key and lists a folder", async function () {
     const s = sshd!;
     const url = "/tick-backup/sftp-server/test";

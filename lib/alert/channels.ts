@@ -86,7 +86,7 @@ export function ntfyChannel(o: NtfyOptions): Channel {
     name: "ntfy",
     async send(n) {
       // JSON publishing to the server's root: titles and bodies of any language, no header encoding.
-      const tags = n.event.event === "resolved" ? ["white_check_mark"] : ["warning"];
+      const tags = n.event.event === "resolved" ? ["white_check_mark"] : n.event.event === "test" ? ["test_tube"] : ["warning"];
       const body = { topic: o.topic, title: n.title, message: n.text, priority: NTFY_PRIORITY[n.priority], tags };
       await postJson("ntfy", o.server.replace(/\/+$/, "") + "/", body, o.token);
     },

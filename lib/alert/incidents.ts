@@ -31,7 +31,8 @@ export interface Incident extends Check {
   escalated?: boolean;
 }
 
-export type IncidentEventKind = "opened" | "escalated" | "reminder" | "resolved";
+/** `test`: the editor's "Send test alert", never part of an incident */
+export type IncidentEventKind = "opened" | "escalated" | "reminder" | "resolved" | "test";
 
 /** What is sent: the check as it stands, and where the incident is in its life. */
 export interface IncidentEvent extends Omit<Check, "origin"> {

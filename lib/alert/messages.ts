@@ -61,6 +61,18 @@ export function noticeOf(event: IncidentEvent, ctx: NoticeContext, secrets: read
   return { title: redact(title, secrets), text: redact(lines.join("\n"), secrets), priority, event: redactEvent(event, secrets) };
 }
 
+export const TEST_TITLE = "tick-backup test alert — nothing is wrong";
+
+/** The editor's "Send test alert": clearly a test, low priority, no incident behind it. */
+export function testNotice(from: string, at = new Date().toISOString()): Notice {
+  const text = [
+    `This is a test, sent from ${from} with "Send test alert" in its Node-RED dialog. Nothing is wrong with the backup.`,
+    "If you read this, this channel works: problems with the backup will reach you here.",
+  ].join("\n");
+  const event: IncidentEvent = { event: "test", key: "test", code: "TEST", message: "test alert: nothing is wrong", openedAt: at, at, reminders: 0, flaps: 0 };
+  return { title: TEST_TITLE, text, priority: "low", event };
+}
+
 /** A short label for the failing check: `pull failed`, `disk critical`, `host key changed`. */
 function labelOf(e: IncidentEvent): string {
   const code = e.cause === "HOST_KEY_CHANGED" ? e.cause : e.code;

@@ -4,7 +4,7 @@
 // Home Assistant announces that it has started.
 import { EventEmitter } from "node:events";
 import * as mqtt from "mqtt";
-import { ConfigError, messageOf } from "../errors";
+import { BackupError, ConfigError, messageOf } from "../errors";
 import type { HaMessage, HaTopicOptions } from "./discovery";
 
 export interface HaLinkOptions extends HaTopicOptions {
@@ -154,6 +154,43 @@ export class HaLink extends EventEmitter {
     if (!changed) return;
     this.current = { state, since: state === this.current.state ? this.current.since : new Date().toISOString(), error: state === "connected" ? undefined : error };
     this.emit("status", this.status);
+  }
+}
+
+/**
+ * The editor's "Test": one connection attempt with these settings (no reconnection), ended at once.
+ * Resolves when the broker accepts the login; rejects with its reason (refused, not authorized, no
+ * answer within the time limit). A bad URL is a ConfigError.
+ */
+export async function testBroker(o: { broker: string; username?: string; password?: string; ca?: string; timeoutMs?: number }): Promise<void> {
+  const url = parseBroker(o.broker);
+  const timeoutMs = o.timeoutMs ?? 10_000;
+  const client = mqtt.connect(url.href, {
+    clientId: `tick-backup-test-${Math.random().toString(16).slice(2, 10)}`,
+    username: o.username || undefined,
+    password: o.password || undefined,
+    ca: o.ca ? [o.ca] : undefined,
+    clean: true,
+    reconnectPeriod: 0,
+    connectTimeout: timeoutMs + 1000, // our own limit below answers first, in words
+  });
+  client.on("error", () => undefined); // an error after the answer must not crash Node-RED
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    await new Promise<void>((resolve, reject) => {
+      const fail = (text: string) => reject(new BackupError("MQTT_TEST_FAILED", `${url.host}: ${text}`, { retryable: true }));
+      timer = setTimeout(() => fail(`no answer within ${Math.round(timeoutMs / 1000)} s`), timeoutMs);
+      client.once("connect", () => resolve());
+      client.once("error", (err: Error & { code?: string | number }) => {
+        // CONNACK 4/5 (MQTT 3.1.1), 134/135 (MQTT 5): the login itself was refused.
+        const login = [4, 5, 134, 135].includes(Number(err.code));
+        fail(login ? `not authorized: check the username and password (the broker said "${messageOf(err)}")` : describeError(err));
+      });
+      client.once("close", () => fail("the connection closed before the broker answered"));
+    });
+  } finally {
+    clearTimeout(timer);
+    await client.endAsync(true).catch(() => undefined);
   }
 }
 

@@ -24,3 +24,4 @@ export { DirectoryTarget, RcloneTarget, S3Target, type DirectoryTargetConfig, ty
 export { uploadOffsite, type OffsiteOptions, type OffsiteProgress, type OffsiteReport } from "./upload";
 export { ObjectMismatch, TargetFailed, TARGET_STATE, type Target, type OffsiteCopy, type PutSource } from "./target";
 export { decryptBuffer, checkRecipient } from "./encrypt";
+export { checkWritable, WRITE_CHECK_KEY, type WriteCheck } from "./check";

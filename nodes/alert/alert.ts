@@ -1,9 +1,9 @@
 // Node alert: watches an archive's health (and messages from catch nodes) and tells a person once per
 // incident, reminds while it lasts, and notes the recovery: by e-mail, ntfy, webhook and Home Assistant.
 import type { NodeAPI, Node, NodeDef, NodeStatus } from "node-red";
-import { Alerter, alertSetup, clockTime, localTime, redact, type AlertCredentials, type AlertFields, type AlertSetup } from "../../lib/alert";
+import { Alerter, alertSetup, clockTime, deliver, localTime, redact, testNotice, type AlertCredentials, type AlertFields, type AlertSetup } from "../../lib/alert";
 import { ConfigError, messageOf } from "../../lib/errors";
-import { reportFailure, withHaNote } from "../shared/node-helpers";
+import { dialogCredentials, editorEndpoint, reportFailure, withHaNote } from "../shared/node-helpers";
 import type { BackupArchiveNode } from "../shared/types";
 
 interface AlertDef extends NodeDef, AlertFields {
@@ -97,7 +97,19 @@ export = (RED: NodeAPI) => {
       },
     },
   );
+
+  // The editor's "Send test alert": one clearly marked test notice on each configured channel, each
+  // answered on its own. The ping URL is left alone: a test must not tell a dead-man's switch the backup ran.
+  editorEndpoint(RED, "alert", "test", async (body) => {
+    const setup = alertSetup(body as AlertFields, dialogCredentials(RED, body, CREDENTIALS));
+    if (setup.channels.length === 0) throw new ConfigError("no channel is configured: fill in e-mail, ntfy, Home Assistant push or a webhook");
+    const from = typeof body.name === "string" && body.name.trim() ? `the alert node "${body.name.trim()}"` : "an alert node";
+    const deliveries = await deliver(testNotice(from), setup.channels);
+    return { channels: deliveries.map((d) => (d.error === undefined ? d : { ...d, error: redact(d.error, setup.secrets) })) };
+  });
 };
+
+const CREDENTIALS = ["emailUser", "emailPassword", "ntfyTopic", "ntfyToken", "webhookUrl", "pingUrl", "haToken"] as const;
 
 function fromSelf(msg: object, id: string): boolean {
   return (msg as { error?: { source?: { id?: string } } }).error?.source?.id === id;

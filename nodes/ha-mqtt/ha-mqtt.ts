@@ -1,8 +1,9 @@
 // Config node: the MQTT broker Home Assistant listens to. One connection, shared by every archive
 // that publishes its health there; secrets only in credentials.
 import type { NodeAPI, NodeDef } from "node-red";
-import { HaLink } from "../../lib/health/ha-link";
+import { HaLink, testBroker } from "../../lib/health/ha-link";
 import { messageOf } from "../../lib/errors";
+import { dialogCredentials, editorEndpoint } from "../shared/node-helpers";
 import type { HaMqttCredentials, HaMqttNode } from "../shared/types";
 
 interface HaMqttDef extends NodeDef {
@@ -54,4 +55,12 @@ export = (RED: NodeAPI) => {
     },
     { credentials: { username: { type: "text" }, password: { type: "password" } } },
   );
+
+  // The editor's "Test": one connection with the dialog's settings, ended at once (no reconnection).
+  editorEndpoint(RED, "ha-mqtt", "test", async (body) => {
+    const broker = String(body.broker ?? "").trim();
+    const login = dialogCredentials(RED, body, ["username", "password"]);
+    await testBroker({ broker, ...login, ca: String(body.ca ?? "").trim() || undefined, timeoutMs: 10_000 });
+    return { broker, username: login.username };
+  });
 };

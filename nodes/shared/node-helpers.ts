@@ -1,5 +1,6 @@
-import type { Node, NodeStatus } from "node-red";
-import { BackupError, messageOf } from "../../lib/errors";
+import type { Node, NodeAPI, NodeStatus } from "node-red";
+import { BackupError, ConfigError, messageOf } from "../../lib/errors";
+import { redact } from "../../lib/alert/messages";
 import type { BackupArchiveNode, RunReport } from "./types";
 
 /** Tells the archive how a run ended: its report, or the error that stopped it. */
@@ -116,4 +117,45 @@ export function stopOnClose(node: Node, guard: ReturnType<typeof runGuard>, stop
     const timeout = new Promise((resolve) => setTimeout(resolve, 4000).unref());
     Promise.race([guard.settled(), timeout]).then(() => done());
   });
+}
+
+/** What an editor helper receives: the dialog's fields, the node's id and its credential inputs. */
+export type DialogBody = Record<string, unknown> & { id?: unknown; credentials?: Record<string, unknown> };
+
+/**
+ * An editor helper: POST `tick-backup/<type>/<action>` (relative in the editor, so it works under
+ * Home Assistant's ingress path), allowed to users who may change nodes of `type`. It answers what
+ * `work` returns; a ConfigError (bad input) answers 400, any other failure 502, both as `{error}`
+ * with every credential of the request and of the deployed node taken out.
+ */
+export function editorEndpoint(RED: NodeAPI, type: string, action: string, work: (body: DialogBody) => Promise<unknown>): void {
+  RED.httpAdmin.post(`/tick-backup/${type}/${action}`, RED.auth.needsPermission(`${type}.write`), async (req, res) => {
+    const body = (req.body ?? {}) as DialogBody;
+    try {
+      res.json(await work(body));
+    } catch (err) {
+      // No far side should echo a secret, but should one, it does not reach the dialog.
+      const secrets = [...Object.values(body.credentials ?? {}), ...Object.values(storedCredentials(RED, body))].filter((v): v is string => typeof v === "string");
+      res.status(err instanceof ConfigError ? 400 : 502).json({ error: redact(messageOf(err), secrets) });
+    }
+  });
+}
+
+function storedCredentials(RED: NodeAPI, body: DialogBody): Record<string, unknown> {
+  return ((typeof body.id === "string" && RED.nodes.getCredentials(body.id)) || {}) as Record<string, unknown>;
+}
+
+/**
+ * The secrets a helper works with: what is typed in the dialog, or the deployed node's stored one
+ * where the dialog shows Node-RED's placeholder for it. An emptied field stays empty.
+ */
+export function dialogCredentials<K extends string>(RED: NodeAPI, body: DialogBody, names: readonly K[]): Partial<Record<K, string>> {
+  const stored = storedCredentials(RED, body);
+  const out: Partial<Record<K, string>> = {};
+  for (const name of names) {
+    const typed = body.credentials?.[name];
+    const value = typed === "__PWRD__" ? stored[name] : typed;
+    if (typeof value === "string" && value !== "") out[name] = value;
+  }
+  return out;
 }
