@@ -16,6 +16,8 @@ import * as path from "node:path";
 import { chromium, type Browser, type Page } from "playwright-core";
 import { MODULE, PROJECT, packAndInstall, startNodeRed, type Installed, type Runtime } from "./support/red-runtime";
 import { startSshd, type Sshd } from "./support/sshd";
+import { startAedes, type Broker } from "./support/brokers";
+import { startHttpSink, type HttpSink } from "./support/sinks";
 
 /* eslint-disable @typescript-eslint/no-explicit-any */
 declare const RED: any;
@@ -358,6 +360,62 @@ describe("the editor in a real browser (Chromium, Node-RED 4.1, installed from t
     assert.equal(await reasonShown("#node-input-emailHost"), null);
     assert.equal(await reasonShown("#node-input-emailFrom"), null);
     await closeDialog(false);
+    assert.deepEqual(pageErrors, [], log());
+  });
+
+  it("Test in the offsite target and Home Assistant dialogs and Send test alert reach real servers through the ingress path", async function () {
+    const mqttLogin = { username: "ha-user", password: "Broker-Pass-42" };
+    let broker: Broker | undefined;
+    let sink: HttpSink | undefined;
+    try {
+      broker = await startAedes({ credentials: mqttLogin });
+      sink = await startHttpSink();
+      const offsite = path.join(work, "offsite-disk");
+      await fsp.mkdir(offsite);
+
+      // The offsite folder: written once, proven, nothing else touched; a missing folder is named.
+      await openDialog("offsite-target", true);
+      await page.selectOption("#node-config-input-kind", "directory");
+      await page.fill("#node-config-input-path", offsite);
+      await page.click("#node-config-tick-target-test");
+      await page.waitForSelector("#node-config-tick-target-test-result >> text=Reachable and writable", { timeout: 20_000 });
+      assert.ok(fs.existsSync(path.join(offsite, ".tick-backup", "editor-test.txt")), "the probe object is there");
+      assert.deepEqual(fs.readdirSync(offsite), [".tick-backup"], "nothing outside the target's own area");
+      await page.fill("#node-config-input-path", path.join(work, "unplugged"));
+      await page.click("#node-config-tick-target-test");
+      await page.waitForSelector("#node-config-tick-target-test-result >> text=Test failed", { timeout: 20_000 });
+      assert.match((await page.textContent("#node-config-tick-target-test-result")) ?? "", /unplugged/);
+      await closeDialog(true);
+
+      // The broker: connects with the typed login; a wrong password is the broker's refusal.
+      await openDialog("ha-mqtt", true);
+      await page.fill("#node-config-input-broker", broker.url);
+      await page.fill("#node-config-input-username", mqttLogin.username);
+      await page.fill("#node-config-input-password", mqttLogin.password);
+      await page.click("#node-config-tick-mqtt-test");
+      await page.waitForSelector("#node-config-tick-mqtt-test-result >> text=Connected to", { timeout: 20_000 });
+      await page.fill("#node-config-input-password", "wrong");
+      await page.click("#node-config-tick-mqtt-test");
+      await page.waitForSelector("#node-config-tick-mqtt-test-result >> text=Could not connect", { timeout: 20_000 });
+      assert.match((await page.textContent("#node-config-tick-mqtt-test-result")) ?? "", /not authorized/);
+      await shot("dialog-ha-mqtt-test");
+      await closeDialog(true);
+
+      // The alert: a webhook typed in the dialog receives the test notice; the ping URL is not called.
+      await openDialog("alert", false);
+      await page.fill("#node-input-webhookUrl", `${sink.url}/hook/Typed-Secret`);
+      await page.fill("#node-input-pingUrl", `${sink.url}/ping/Dead-Man`);
+      await page.click("#node-input-tick-alert-test");
+      await page.waitForSelector("#node-input-tick-alert-test-result >> text=webhook: sent", { timeout: 20_000 });
+      const seen = sink.requests.map((r) => r.path);
+      assert.deepEqual(seen, ["/hook/Typed-Secret"], "one webhook call, no ping");
+      assert.match(sink.requests[0].body, /test alert/);
+      await closeDialog(false);
+    } finally {
+      await broker?.stop();
+      await sink?.stop();
+    }
+    assert.deepEqual(outsideIngress, [], "every request stays under the ingress path");
     assert.deepEqual(pageErrors, [], log());
   });
 

@@ -2,7 +2,8 @@
 import type { NodeAPI, NodeDef } from "node-red";
 import type { SftpServerCredentials, SftpServerNode } from "../shared/types";
 import { connect, fetchHostFingerprint, parsePort } from "../../lib/sftp/connect";
-import { messageOf } from "../../lib/errors";
+import { ConfigError } from "../../lib/errors";
+import { dialogCredentials, editorEndpoint } from "../shared/node-helpers";
 
 interface SftpServerDef extends NodeDef {
   host: string;
@@ -31,47 +32,33 @@ export = (RED: NodeAPI) => {
   );
 
   // The editor's "Fetch host key": the fingerprint the server offers, for a person to compare and pin.
-  RED.httpAdmin.post("/tick-backup/sftp-server/fingerprint", RED.auth.needsPermission("sftp-server.write"), async (req, res) => {
-    const host = String(req.body?.host ?? "").trim();
-    const port = parsePort(req.body?.port);
-    if (!host || Number.isNaN(port)) {
-      res.status(400).json({ error: "give a host and a port between 1 and 65535" });
-      return;
-    }
-    try {
-      res.json({ fingerprint: await fetchHostFingerprint(host, port) });
-    } catch (err) {
-      res.status(502).json({ error: messageOf(err) });
-    }
+  editorEndpoint(RED, "sftp-server", "fingerprint", async (body) => {
+    const { host, port } = address(body);
+    return { fingerprint: await fetchHostFingerprint(host, port) };
   });
 
   // The editor's "Test connection": log in with the dialog's values (credentials typed there, or
   // the deployed node's when the dialog shows the stored placeholder) and list one remote folder.
-  RED.httpAdmin.post("/tick-backup/sftp-server/test", RED.auth.needsPermission("sftp-server.write"), async (req, res) => {
-    const b = req.body ?? {};
-    const host = String(b.host ?? "").trim();
-    const port = parsePort(b.port);
-    if (!host || Number.isNaN(port) || !b.username) {
-      res.status(400).json({ error: "give a host, a port between 1 and 65535 and a username" });
-      return;
-    }
-    const stored = (typeof b.id === "string" && RED.nodes.getCredentials(b.id)) || {};
-    const secret = (name: "password" | "privateKey" | "passphrase") => {
-      const typed = b.credentials?.[name];
-      return typeof typed === "string" && typed !== "" && typed !== "__PWRD__" ? typed : (stored as Record<string, string | undefined>)[name];
-    };
-    const dir = String(b.remoteDir ?? "").trim() || ".";
-    let session;
+  editorEndpoint(RED, "sftp-server", "test", async (body) => {
+    const { host, port } = address(body);
+    if (!body.username) throw new ConfigError("give a host, a port between 1 and 65535 and a username");
+    const dir = String(body.remoteDir ?? "").trim() || ".";
+    const secrets = dialogCredentials(RED, body, ["password", "privateKey", "passphrase"]);
+    const session = await connect({ host, port, username: String(body.username), hostFingerprint: String(body.hostFingerprint ?? ""), ...secrets, readyTimeoutMs: 15_000 });
     try {
-      session = await connect({ host, port, username: String(b.username), hostFingerprint: String(b.hostFingerprint ?? ""), password: secret("password"), privateKey: secret("privateKey"), passphrase: secret("passphrase"), readyTimeoutMs: 15_000 });
-      const s = session;
-      const list = await s.whileOpen(new Promise<{ filename: string; attrs: { isDirectory(): boolean } }[]>((resolve, reject) => s.sftp.readdir(dir, (err, l) => (err ? reject(err) : resolve(l)))));
+      const list = await session.whileOpen(new Promise<{ filename: string; attrs: { isDirectory(): boolean } }[]>((resolve, reject) => session.sftp.readdir(dir, (err, l) => (err ? reject(err) : resolve(l)))));
       const names = list.map((e) => e.filename + (e.attrs.isDirectory() ? "/" : "")).sort();
-      res.json({ dir, count: names.length, entries: names.slice(0, 20) });
-    } catch (err) {
-      res.status(502).json({ error: messageOf(err) });
+      return { dir, count: names.length, entries: names.slice(0, 20) };
     } finally {
-      await session?.end().catch(() => undefined);
+      await session.end().catch(() => undefined);
     }
   });
 };
+
+/** The host and port typed in the dialog, or a ConfigError (a 400) saying what is wrong. */
+function address(body: Record<string, unknown>): { host: string; port: number } {
+  const host = String(body.host ?? "").trim();
+  const port = parsePort(body.port as string | number | undefined);
+  if (!host || Number.isNaN(port)) throw new ConfigError("give a host and a port between 1 and 65535");
+  return { host, port };
+}
