@@ -3,7 +3,7 @@
 import type { NodeAPI, Node, NodeDef, NodeStatus } from "node-red";
 import { Alerter, alertSetup, clockTime, deliver, localTime, redact, testNotice, type AlertCredentials, type AlertFields, type AlertSetup } from "../../lib/alert";
 import { ConfigError, messageOf } from "../../lib/errors";
-import { dialogCredentials, editorEndpoint, reportFailure, withHaNote } from "../shared/node-helpers";
+import { dialogCredentials, editorEndpoint, numberOr, reportFailure, withHaNote } from "../shared/node-helpers";
 import type { BackupArchiveNode } from "../shared/types";
 
 interface AlertDef extends NodeDef, AlertFields {
@@ -35,12 +35,12 @@ export = (RED: NodeAPI) => {
         archive: archive.archiveName,
         archivePath: archive.archivePath,
         stateFile: `alert-${this.id.replace(/[^A-Za-z0-9_-]/g, "_")}.json`,
-        open: () => (archive.openExisting ? archive.openExisting() : archive.open()),
+        open: () => archive.openExisting(),
         channels: setup.channels,
         pingUrl: setup.pingUrl,
         remindHours: hours(def.remindHours, 24),
         settleMinutes: 5,
-        staleHours: hours(def.staleHours, archive.staleHours ?? 3),
+        staleHours: hours(def.staleHours, archive.staleHours),
         secrets,
         names: (id) => {
           const n = RED.nodes.getNode(id) as (Node & { name?: string; type: string }) | null;
@@ -54,10 +54,10 @@ export = (RED: NodeAPI) => {
         onError: (message) => this.warn(redact(message, secrets)),
       });
       const show = () => this.status(withHaNote(statusOf(alerter, setup.channels.length), archive));
-      const evaluate = () => (archive.health ? archive.health().then((h) => alerter.health(h.snapshot)) : Promise.resolve([])).then(show, show);
+      const evaluate = () => archive.health().then((h) => alerter.health(h.snapshot)).then(show, show);
 
       const unsubscribers = [
-        archive.onHealth?.((snapshot) => void alerter.health(snapshot).then(show)),
+        archive.onHealth((snapshot) => void alerter.health(snapshot).then(show)),
         archive.onRecord((o) => {
           if (o.kind === "pull") void alerter.pulled(o.ok, o.ok ? "pull ok" : (o.error?.message ?? o.report?.problems[0]?.message ?? "pull failed")).then(show);
         }),
@@ -81,7 +81,7 @@ export = (RED: NodeAPI) => {
 
       this.on("close", (_removed: boolean, done: () => void) => {
         clearInterval(timer);
-        for (const off of unsubscribers) off?.();
+        for (const off of unsubscribers) off();
         alerter.settled().then(() => done(), () => done());
       });
     },
@@ -115,9 +115,10 @@ function fromSelf(msg: object, id: string): boolean {
   return (msg as { error?: { source?: { id?: string } } }).error?.source?.id === id;
 }
 
+/** Hours from a setting: empty, not a number or negative means the fallback. */
 function hours(value: unknown, fallback: number): number {
-  const n = Number(value);
-  return value === "" || value === undefined || value === null || !Number.isFinite(n) || n < 0 ? fallback : n;
+  const n = numberOr(value, fallback);
+  return n < 0 ? fallback : n;
 }
 
 /** `2 open · last push 14:02`; a failing channel in capitals. */

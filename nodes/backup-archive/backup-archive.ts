@@ -7,6 +7,7 @@ import { Archive } from "../../lib/archive/archive";
 import { exists } from "../../lib/archive/fsutil";
 import { STATE_DIR } from "../../lib/archive/paths";
 import { BackupError } from "../../lib/errors";
+import { numberOr } from "../shared/node-helpers";
 import { publishHealth, trackHealth } from "./health";
 
 interface BackupArchiveDef extends NodeDef {
@@ -47,8 +48,7 @@ export = (RED: NodeAPI) => {
 
     const ha = def.ha ? (RED.nodes.getNode(def.ha) as HaMqttNode | null) : null;
     if (def.ha && !ha) this.warn(`Home Assistant: the ha-mqtt node ${def.ha} is missing or disabled; health is not published`);
-    const stale = Number(def.staleHours);
-    const staleHours = def.staleHours === "" || def.staleHours === undefined || !Number.isFinite(stale) ? 3 : Math.max(0, stale);
+    const staleHours = Math.max(0, numberOr(def.staleHours, 3));
     this.staleHours = staleHours;
     const health = trackHealth(this, { staleHours, nodeExists: (id) => RED.nodes.getNode(id) !== null });
     this.health = () => health.tracker.settled().then(() => health.tracker.current);

@@ -20,7 +20,7 @@ export function trackHealth(archive: BackupArchiveNode, options: { staleHours: n
   changes.setMaxListeners(0);
   const tracker = new HealthTracker({
     name: archive.archiveName,
-    open: () => (archive.openExisting ? archive.openExisting() : archive.open()),
+    open: () => archive.openExisting(),
     staleHours: options.staleHours,
     onChange: (snapshot, problems) => changes.emit("change", snapshot, problems),
     onError: (message) => archive.warn(`health: ${message}`),

@@ -67,7 +67,7 @@ function shortStatus(err: Error): string {
 
 /** Adds a note ("HA broker unreachable") to a run's status when the archive cannot tell Home Assistant. */
 export function withHaNote(status: NodeStatus, archive: BackupArchiveNode | null): NodeStatus {
-  const note = archive?.haNote?.();
+  const note = archive?.haNote();
   return note ? { ...status, text: `${status.text} · ${note}` } : status;
 }
 

@@ -12,7 +12,7 @@ export interface BackupArchiveNode extends Node {
   /** opens the archive on first use (the disk may be plugged in after Node-RED started) */
   open(): Promise<Archive>;
   /** opens the archive only if it has been created (by a run): what health and alerts use, so that they never create one */
-  openExisting?(): Promise<Archive>;
+  openExisting(): Promise<Archive>;
   /**
    * Every node hands each run's outcome here: its report when the run ended, or a failure when it
    * could not run at all. Listeners (the Home Assistant health, the alert node) keep the picture.
@@ -20,14 +20,14 @@ export interface BackupArchiveNode extends Node {
   record(outcome: RunOutcome): void;
   /** Subscribes to outcomes; returns the unsubscribe function (call it on close). */
   onRecord(listener: (outcome: RunOutcome) => void): () => void;
-  /** Set when the archive publishes to Home Assistant and the broker cannot be reached: a short note for node status. */
-  haNote?(): string | undefined;
+  /** A short note for node status when the archive publishes to Home Assistant and the broker cannot be reached. */
+  haNote(): string | undefined;
   /** hours without a successful pull after which the archive counts as stale (0: never) */
-  staleHours?: number;
+  staleHours: number;
   /** The health snapshot and its problems (the reasons Home Assistant shows), once the saved one is read. */
-  health?(): Promise<{ snapshot: HealthSnapshot; problems: ProblemReason[] }>;
+  health(): Promise<{ snapshot: HealthSnapshot; problems: ProblemReason[] }>;
   /** Subscribes to health changes (and the heartbeat); returns the unsubscribe function. */
-  onHealth?(listener: (snapshot: HealthSnapshot, problems: ProblemReason[]) => void): () => void;
+  onHealth(listener: (snapshot: HealthSnapshot, problems: ProblemReason[]) => void): () => void;
 }
 
 /** A report is a plain JSON object with at least these fields (`kind`: pull, verify, disk, offsite, drill…). */
