@@ -117,6 +117,38 @@ export function parseSize(text: string | number | undefined, field: string): num
   }
 }
 
+/** The threshold fields as a node's settings hold them (text or numbers; empty means the default). */
+export interface ThresholdFields {
+  warnPercent?: number | string;
+  criticalPercent?: number | string;
+  warnFree?: string | number;
+  criticalFree?: string | number;
+  warnDays?: number | string;
+  criticalDays?: number | string;
+}
+
+/** Thresholds from settings, each checked; a warn level above its critical level is a config error. */
+export function parseThresholds(f: ThresholdFields): Thresholds {
+  const t: Thresholds = {
+    warnPercent: parsePercent(f.warnPercent, "warn percent", DEFAULT_THRESHOLDS.warnPercent),
+    criticalPercent: parsePercent(f.criticalPercent, "critical percent", DEFAULT_THRESHOLDS.criticalPercent),
+    warnFree: parseSize(f.warnFree, "warn below free"),
+    criticalFree: parseSize(f.criticalFree, "critical below free"),
+    warnDays: parseDays(f.warnDays, "warn days", DEFAULT_THRESHOLDS.warnDays),
+    criticalDays: parseDays(f.criticalDays, "critical days", DEFAULT_THRESHOLDS.criticalDays),
+  };
+  if (t.warnPercent > 0 && t.criticalPercent > 0 && t.warnPercent > t.criticalPercent) throw new ConfigError(`warn percent ${t.warnPercent} is above critical percent ${t.criticalPercent}`);
+  return t;
+}
+
+/** A days field: "" → fallback; a negative or non-number is a config error. */
+function parseDays(value: unknown, field: string, fallback: number): number {
+  if (value === undefined || value === null || value === "") return fallback;
+  const n = Number(value);
+  if (!Number.isFinite(n) || n < 0) throw new ConfigError(`${field}: ${JSON.stringify(value)} is not a number of days`);
+  return n;
+}
+
 /** A percent field: "" → fallback; anything but 0…100 is a config error. */
 export function parsePercent(value: unknown, field: string, fallback: number): number {
   if (value === undefined || value === null || value === "") return fallback;

@@ -3,19 +3,13 @@
 import type { NodeAPI, Node, NodeDef } from "node-red";
 import type { FsIdentity } from "../../lib/archive/filesystem";
 import { blankDiskReport, checkDisk, type DiskReport } from "../../lib/disk/check";
-import { DEFAULT_THRESHOLDS, parsePercent, parseSize, type Thresholds } from "../../lib/disk/space";
+import { parseThresholds, type ThresholdFields } from "../../lib/disk/space";
 import { BackupError, ConfigError } from "../../lib/errors";
 import { BUSY_PROBLEM, formatBytes, progressStatus, recordOutcome, reportFailure, runGuard, withHaNote } from "../shared/node-helpers";
 import type { BackupArchiveNode } from "../shared/types";
 
-interface DiskSpaceDef extends NodeDef {
+interface DiskSpaceDef extends NodeDef, ThresholdFields {
   archive: string;
-  warnPercent: number | string;
-  criticalPercent: number | string;
-  warnFree: string;
-  criticalFree: string;
-  warnDays: number | string;
-  criticalDays: number | string;
   extraPaths: string;
 }
 
@@ -41,7 +35,7 @@ export = (RED: NodeAPI) => {
           archivePath: archive.archivePath,
           open: () => archive.open(),
           extraPaths: (def.extraPaths ?? "").split(/[\n,]/).map((p) => p.trim()).filter(Boolean),
-          thresholds: thresholdsOf(def),
+          thresholds: parseThresholds(def),
           seen,
         });
         this.status(withHaNote(statusOf(report), archive));
@@ -57,26 +51,6 @@ export = (RED: NodeAPI) => {
     });
   });
 };
-
-function thresholdsOf(def: DiskSpaceDef): Thresholds {
-  const t: Thresholds = {
-    warnPercent: parsePercent(def.warnPercent, "warn percent", DEFAULT_THRESHOLDS.warnPercent),
-    criticalPercent: parsePercent(def.criticalPercent, "critical percent", DEFAULT_THRESHOLDS.criticalPercent),
-    warnFree: parseSize(def.warnFree, "warn below free"),
-    criticalFree: parseSize(def.criticalFree, "critical below free"),
-    warnDays: days(def.warnDays, "warn days", DEFAULT_THRESHOLDS.warnDays),
-    criticalDays: days(def.criticalDays, "critical days", DEFAULT_THRESHOLDS.criticalDays),
-  };
-  if (t.warnPercent > 0 && t.criticalPercent > 0 && t.warnPercent > t.criticalPercent) throw new ConfigError(`warn percent ${t.warnPercent} is above critical percent ${t.criticalPercent}`);
-  return t;
-}
-
-function days(value: unknown, field: string, fallback: number): number {
-  if (value === undefined || value === null || value === "") return fallback;
-  const n = Number(value);
-  if (!Number.isFinite(n) || n < 0) throw new ConfigError(`${field}: ${JSON.stringify(value)} is not a number of days`);
-  return n;
-}
 
 /** `412 GB free · 208 d`, or the archive disk's trouble in capitals. */
 function statusOf(r: DiskReport) {
