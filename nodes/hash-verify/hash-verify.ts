@@ -58,7 +58,7 @@ export = (RED: NodeAPI) => {
           if (!target) throw new ConfigError("drill mode restores a sample from an offsite target: set one on this node");
           const source = new TargetSource(createTarget(target.config()), credentials?.identity || undefined);
           try {
-            report = await drill({ archive: archive.archiveName, sources: [source], files: sampleOf(def.sample), signal: stop.signal, onProgress: (p) => onProgress({ phase: "hashing", files: p.files, filesTotal: p.filesTotal, bytes: p.bytes, bytesTotal: p.bytesTotal, elapsedMs: 0 }) });
+            report = await drill({ archive: archive.archiveName, sources: [source], files: wholeSetting(def.sample, 10, 100_000, "the drill sample (files)"), signal: stop.signal, onProgress: (p) => onProgress({ phase: "hashing", files: p.files, filesTotal: p.filesTotal, bytes: p.bytes, bytesTotal: p.bytesTotal, elapsedMs: 0 }) });
           } finally {
             await source.close().catch(() => undefined);
           }
@@ -67,7 +67,7 @@ export = (RED: NodeAPI) => {
           if (!pulled || !Array.isArray(pulled.files)) throw new ConfigError("origin mode checks the files of a pull report: wire it after sftp-pull (msg.payload.files)");
           report = await originCheck({ ...common, remoteDir, files: pulled.files });
         } else {
-          report = await scrub({ ...common, mode: mode as "scrub" | "full", partitions: partitionsOf(def.partitions), remoteDir });
+          report = await scrub({ ...common, mode: mode as "scrub" | "full", partitions: wholeSetting(def.partitions, 7, 10_000, "partitions"), remoteDir });
         }
         this.status(withHaNote(summaryStatus(report), archive));
         recordOutcome(archive, this, "verify", { report });
@@ -91,17 +91,11 @@ function modeOf(msg: NodeMessage & { mode?: unknown }, def: HashVerifyDef): stri
   return typeof msg.mode === "string" && msg.mode ? msg.mode : def.mode || "scrub";
 }
 
-function partitionsOf(value: unknown): number {
-  if (value === "" || value === undefined || value === null) return 7;
+/** A whole-number setting from 1 to `max`; empty means the fallback, anything else is a config error. */
+function wholeSetting(value: unknown, fallback: number, max: number, what: string): number {
+  if (value === "" || value === undefined || value === null) return fallback;
   const n = Number(value);
-  if (!Number.isInteger(n) || n < 1 || n > 10_000) throw new ConfigError(`partitions must be a whole number from 1 to 10000, got ${JSON.stringify(value)}`);
-  return n;
-}
-
-function sampleOf(value: unknown): number {
-  if (value === "" || value === undefined || value === null) return 10;
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 1 || n > 100_000) throw new ConfigError(`the drill sample must be a whole number of files from 1 to 100000, got ${JSON.stringify(value)}`);
+  if (!Number.isInteger(n) || n < 1 || n > max) throw new ConfigError(`${what} must be a whole number from 1 to ${max}, got ${JSON.stringify(value)}`);
   return n;
 }
 
