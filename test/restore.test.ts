@@ -16,7 +16,7 @@ import { pullEnv, sshdServer } from "./support/pull-env";
 import { startSshd, type Sshd } from "./support/sshd";
 import { ACCESS_KEY, BUCKET, SECRET_KEY, startS3, type S3Server } from "./support/s3";
 import { archiveWith } from "./support/offsite-env";
-import { tempDir, treeHashes, write } from "./support/tree";
+import { sha256, tempDir, treeHashes, write } from "./support/tree";
 
 const CLI = path.join(__dirname, "../cli/tick-backup.js");
 
@@ -257,6 +257,22 @@ describe("tick-backup restore and drill (the real command)", function () {
     const forced = await cli(["restore", "--from", archive.root, "--to", to, "--force", "--json"]);
     assert.equal(forced.code, 0, forced.stdout);
     assert.equal(fs.readFileSync(path.join(to, "a.csv"), "utf8"), "new content\n");
+  });
+
+  it("restores from the archive a file stored under an escaped name, and a live file only up to its recorded bytes", async () => {
+    const archive = await archiveWith({ "a.csv": "a\n" });
+    // As a pull to a Windows-family disk leaves it: "10:00.csv" stored as "10%3A00.csv".
+    const stored = write(archive.root, "EURUSD/10%3A00.csv", "t,bid\n1,2\n");
+    const live = write(archive.root, "EURUSD/today.csv", "t,bid\n1,2\n");
+    const now = new Date().toISOString();
+    const rec = (p: string, file: string, state: "final" | "live", extra = {}) => ({ path: p, size: fs.statSync(file).size, mtime: 1_700_000_000, sha256: sha256(file), state, firstPulledAt: now, pulledAt: now, ...extra });
+    await archive.update((cat) => cat.commit(rec("EURUSD/10:00.csv", stored, "final", { storedPath: "EURUSD/10%3A00.csv" }), rec("EURUSD/today.csv", live, "live")));
+    fs.appendFileSync(live, "2,3\n"); // the pull goes on appending while we restore
+    const to = tempDir("restored-stored-");
+    const r = await cli(["restore", "--from", archive.root, "--to", to, "--json"]);
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+    assert.equal(fs.readFileSync(path.join(to, "EURUSD/10:00.csv"), "utf8"), "t,bid\n1,2\n");
+    assert.equal(fs.readFileSync(path.join(to, "EURUSD/today.csv"), "utf8"), "t,bid\n1,2\n", "the recorded bytes, not what was appended since");
   });
 
   it("--include and --since pick the files", async () => {

@@ -3,11 +3,11 @@ import * as fsp from "node:fs/promises";
 import * as path from "node:path";
 import type { Readable } from "node:stream";
 import type { FileRecord } from "../archive/catalog";
-import { checkName, localPath, STATE_DIR } from "../archive/paths";
+import { checkName, STATE_DIR } from "../archive/paths";
 import { Archive } from "../archive/archive";
 import { BackupError, ConfigError, UnsafeName, messageOf } from "../errors";
 import { decryptBuffer, decryptStream } from "../offsite/encrypt";
-import { HashingStream } from "../offsite/streams";
+import { bufferStream, HashingStream } from "../offsite/streams";
 import { TARGET_STATE, type OffsiteCopy, type Target } from "../offsite/target";
 
 /** One file as a source can give it back, with what its bytes must hash to. */
@@ -51,10 +51,11 @@ export class ArchiveSource implements RestoreSource {
     return true;
   }
 
+  /** The bytes the catalog vouches for: where the file is stored (an escaped name on some disks), up to its recorded size (a live file may have grown since). */
   async open(record: FileRecord): Promise<SourceObject> {
-    const file = localPath(this.archive.root, record.path);
+    const file = this.archive.fileOf(record);
     await fsp.access(file);
-    return { stream: fs.createReadStream(file) };
+    return { stream: record.size === 0 ? bufferStream(Buffer.alloc(0)) : fs.createReadStream(file, { end: record.size - 1 }) };
   }
 
   async close(): Promise<void> {}
