@@ -217,6 +217,39 @@ describe("health tracker: saved in the archive, survives a restart", function ()
     assert.deepEqual(saved.lastSuccess, { pull: at(1), verify: at(2) });
   });
 
+  it("a saved snapshot of another shape is reported and replaced, and no later outcome is lost", async function () {
+    const root = tempDir("tick-health-");
+    const archive = await Archive.open(root, { name: "ticks" });
+    fs.writeFileSync(path.join(archive.stateDir, HEALTH_FILE), JSON.stringify({ format: 1, archive: "ticks" })); // no runs, no lastSuccess
+    const errors: string[] = [];
+    const tracker = new HealthTracker({ name: "ticks", open: async () => archive, staleHours: 3, onError: (m) => errors.push(m) });
+    await tracker.load();
+    assert.match(errors.join("\n"), /health snapshot unreadable, starting afresh: not a health snapshot/);
+    await tracker.record(pullOutcome(at(1)));
+    assert.deepEqual(tracker.current.snapshot.lastSuccess, { pull: at(1) });
+    assert.deepEqual((JSON.parse(fs.readFileSync(path.join(archive.stateDir, HEALTH_FILE), "utf8")) as HealthSnapshot).lastSuccess, { pull: at(1) });
+  });
+
+  it("a listener that throws is reported and stops nothing: the next outcome is still recorded and saved", async function () {
+    const root = tempDir("tick-health-");
+    const archive = await Archive.open(root, { name: "ticks" });
+    const errors: string[] = [];
+    let calls = 0;
+    const tracker = new HealthTracker({ name: "ticks", open: async () => archive, onError: (m) => errors.push(m), onChange: () => { if (calls++ === 0) throw new Error("listener broke"); } });
+    await tracker.record(pullOutcome(at(1)));
+    await tracker.record(verifyOutcome(at(2)));
+    assert.deepEqual(errors, ["listener broke"]);
+    assert.deepEqual((JSON.parse(fs.readFileSync(path.join(archive.stateDir, HEALTH_FILE), "utf8")) as HealthSnapshot).lastSuccess, { pull: at(1), verify: at(2) });
+  });
+
+  it("an outcome with the heartbeat queued right behind it is saved", async function () {
+    const root = tempDir("tick-health-");
+    const archive = await Archive.open(root, { name: "ticks" });
+    const tracker = new HealthTracker({ name: "ticks", open: async () => archive, sourceExists: () => true });
+    await Promise.all([tracker.record(pullOutcome(at(1))), tracker.refresh()]);
+    assert.deepEqual((JSON.parse(fs.readFileSync(path.join(archive.stateDir, HEALTH_FILE), "utf8")) as HealthSnapshot).lastSuccess, { pull: at(1) });
+  });
+
   it("refresh re-evaluates with the clock: the heartbeat turns a stale pull into a problem without a new run", async function () {
     const root = tempDir("tick-health-");
     const archive = await Archive.open(root, { name: "ticks" });

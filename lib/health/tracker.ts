@@ -28,7 +28,8 @@ export class HealthTracker {
   private snapshot: HealthSnapshot;
   private savedRead = false;
   /** tasks waiting or running, this one included */
-  private queued = 0;
+  /** records waiting or running: a burst refreshes the catalog and saves once, after the last */
+  private recordsQueued = 0;
   private queue: Promise<void> = Promise.resolve();
 
   constructor(private readonly options: HealthTrackerOptions) {
@@ -47,16 +48,17 @@ export class HealthTracker {
 
   /** Folds a run's outcome in, re-reads the catalog's figures, saves, and tells onChange. */
   record(outcome: HealthOutcome): Promise<void> {
+    this.recordsQueued++;
     return this.enqueue(async () => {
       const archive = await this.archive();
       // A disk plugged in after the start: what it saved before comes first, then this outcome.
       if (archive) await this.readSaved(archive);
       this.snapshot = applyOutcome(this.snapshot, outcome);
       // Reading a big catalog costs (about 1 s for 100,000 files): a burst of outcomes reads it once, after the last.
-      if (!archive || this.queued > 1) return;
+      if (!archive || this.recordsQueued > 1) return;
       await this.refreshCatalog(archive);
       await this.save(archive);
-    });
+    }).finally(() => this.recordsQueued--);
   }
 
   /**
@@ -70,8 +72,10 @@ export class HealthTracker {
       const runs = Object.entries(this.snapshot.runs);
       const kept = runs.filter(([source]) => exists(source));
       if (kept.length === runs.length) return;
-      this.snapshot = { ...this.snapshot, runs: Object.fromEntries(kept) };
+      // What the archive saved comes in first, so that saving the pruned snapshot loses none of it.
       const archive = await this.archive();
+      if (archive) await this.readSaved(archive);
+      this.snapshot = { ...this.snapshot, runs: Object.fromEntries(Object.entries(this.snapshot.runs).filter(([source]) => exists(source))) };
       if (archive) await this.save(archive);
     });
   }
@@ -85,12 +89,17 @@ export class HealthTracker {
     return this.queue;
   }
 
+  /** Runs tasks one after another; the queue never rejects (a failure, or a listener's, is reported), so no task is ever skipped. */
   private enqueue(task: () => Promise<void>): Promise<void> {
-    this.queued++;
-    this.queue = this.queue.then(task).finally(() => this.queued--).catch((err) => this.options.onError?.(messageOf(err))).then(() => {
-      const { snapshot, problems } = this.current;
-      this.options.onChange?.(snapshot, problems);
-    });
+    const report = (err: unknown) => this.options.onError?.(messageOf(err));
+    this.queue = this.queue
+      .then(task)
+      .catch(report)
+      .then(() => {
+        const { snapshot, problems } = this.current;
+        this.options.onChange?.(snapshot, problems);
+      })
+      .catch(report);
     return this.queue;
   }
 
@@ -100,7 +109,7 @@ export class HealthTracker {
     this.savedRead = true;
     try {
       const saved = JSON.parse(await fs.readFile(path.join(archive.stateDir, HEALTH_FILE), "utf8")) as HealthSnapshot;
-      if (saved.format !== 1) return;
+      if (saved.format !== 1 || typeof saved.runs !== "object" || typeof saved.lastSuccess !== "object" || !saved.runs || !saved.lastSuccess) throw new Error("not a health snapshot of this version");
       const seen = this.snapshot;
       this.snapshot = { ...saved, archive: this.options.name };
       // Anything learnt while the disk was away is newer than the file.
