@@ -203,6 +203,17 @@ describe("offsite upload", function () {
       assert.deepEqual((await run(archive, target)).problems, [], "the next run reads it");
     });
 
+    it("a damaged identity file on the disk stops the run with a clear error and is left as it is, never replaced", async () => {
+      const archive = await archiveWith({ "a.csv": "1\n" });
+      const disk = tempDir("offsite-disk-");
+      const first = await run(archive, createTarget({ kind: "directory", path: disk }));
+      assert.equal(first.counts.uploaded, 1);
+      const marker = path.join(disk, ".tick-backup", "target.json");
+      fs.writeFileSync(marker, '{"id": "4f1c'); // a bad sector, a half-copied disk
+      await assert.rejects(run(archive, createTarget({ kind: "directory", path: disk })), /target\.json is damaged .*repair it or move it away/);
+      assert.equal(fs.readFileSync(marker, "utf8"), '{"id": "4f1c', "left for a person to repair");
+    });
+
     it("does not record a copy when the archived file no longer matches its catalog hash", async () => {
       const archive = await archiveWith({ "rot.csv": "good bytes\n" });
       fs.writeFileSync(path.join(archive.root, "rot.csv"), "g00d bytes\n"); // same size, different bytes

@@ -5,7 +5,7 @@ import { randomUUID } from "node:crypto";
 import type { Readable } from "node:stream";
 import { ConfigError } from "../errors";
 import { checkName } from "../archive/paths";
-import { fsyncDir, writeFileAtomic } from "../archive/fsutil";
+import { createOnce, fsyncDir } from "../archive/fsutil";
 import { loadProfile } from "../archive/fs-probe";
 import { encodeName, POSIX_RULES, shortenName, type NameRules } from "../archive/names";
 import { hashFile } from "../archive/local-io";
@@ -44,14 +44,13 @@ export class DirectoryTarget implements Target {
     const stateDir = path.join(root, TARGET_STATE);
     const marker = path.join(stateDir, "target.json");
     await fsp.mkdir(path.join(stateDir, "partial"), { recursive: true });
-    let identity: { id: string } | undefined = await fsp
-      .readFile(marker, "utf8")
-      .then((t) => JSON.parse(t) as { id: string })
-      .catch(() => undefined);
-    if (!identity?.id) {
-      identity = { id: randomUUID() };
-      await writeFileAtomic(marker, JSON.stringify({ ...identity, createdAt: new Date().toISOString() }, null, 2) + "\n");
-    }
+    // The disk's identity names every copy recorded on it: created once (two probes at once agree),
+    // and never replaced because it cannot be read.
+    const identity = await createOnce(marker, JSON.stringify({ id: randomUUID(), createdAt: new Date().toISOString() }, null, 2) + "\n", (t) => JSON.parse(t) as { id?: unknown }).catch((err: unknown) => {
+      if (!(err instanceof SyntaxError)) throw err;
+      throw new TargetFailed(this.description, `${marker} is damaged (${err.message}); it names the copies on this disk: repair it or move it away by hand`);
+    });
+    if (typeof identity.id !== "string" || !identity.id) throw new TargetFailed(this.description, `${marker} holds no id; it names the copies on this disk: repair it or move it away by hand`);
     this.rules = (await loadProfile(stateDir)).rules;
     this.targetId = `directory:${identity.id}`;
     return { state: "online" };
