@@ -135,9 +135,12 @@ function writeFlows(userdir: string, demo: { port: number; hostFingerprint: stri
   if (fs.existsSync(flowsFile)) {
     flows = JSON.parse(fs.readFileSync(flowsFile, "utf8")) as FlowNode[];
   } else {
+    // Only the pull runs every minute (the rest follows it); the scrub, drill, disk check and the test alerts keep their own schedules and buttons.
+    const pullId = example.find((n) => n.type === "sftp-pull")!.id;
+    const startsPull = (n: FlowNode) => ((n.wires as string[][] | undefined) ?? []).some((out) => out.includes(pullId));
     flows = example.map((n) => {
       switch (n.type) {
-        case "inject": return { ...n, name: "every minute", repeat: "60", once: true, onceDelay: 3 };
+        case "inject": return startsPull(n) ? { ...n, name: "every minute", repeat: "60", once: true, onceDelay: 3 } : n;
         case "backup-archive": return { ...n, name: "demo", path: DIRS.archive };
         case "offsite-target": return { ...n, name: "demo offsite disk", kind: "directory", path: DIRS.offsite };
         default: return n;
