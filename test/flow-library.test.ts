@@ -22,6 +22,7 @@ describe("the flow library's package rules", function () {
     assert.ok(pkg.keywords.includes("node-red"), "keyword node-red");
     assert.ok(pkg.license && fs.existsSync(path.join(root, "LICENSE")), "licence and LICENSE file");
     assert.ok(pkg["node-red"].version, "node-red.version states the supported Node-RED");
+    assert.equal(Object.keys(nodes).length, 9, "the nine node types, so the checks below that go over them check something");
     assert.ok(!("node-red" in (pkg.dependencies ?? {})), "node-red is not a runtime dependency");
     assert.ok(pkg.files.includes("examples/") && pkg.files.includes("icons/"));
     assert.ok(fs.readFileSync(path.join(root, "README.md"), "utf8").length > 500, "a README");

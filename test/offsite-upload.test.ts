@@ -302,6 +302,7 @@ describe("offsite upload", function () {
       // Killed while parts are on their way: after the first object is complete, before the last.
       s3.requests.length = 0;
       for (let i = 0; i < 400 && s3.requests.filter((r) => r.method === "POST" && r.url.includes("uploadId")).length < 1; i++) await new Promise((r) => setTimeout(r, 50));
+      assert.ok(s3.requests.some((r) => r.method === "POST" && r.url.includes("uploadId")), "killed after the first object was complete");
       child.kill("SIGKILL");
       await exited;
       const between = (await archive.readCatalog()).all().filter((r) => r.copies).length;
