@@ -55,6 +55,8 @@ export class HaLink extends EventEmitter {
       ca: options.ca ? [options.ca] : undefined,
       clean: true,
       reconnectPeriod: options.reconnectMs ?? 5000,
+      // A refused login is tried again too: Home Assistant's broker refuses logins while HA restarts.
+      reconnectOnConnackError: true,
       connectTimeout: options.connectTimeoutMs ?? 10_000,
       queueQoSZero: false,
       will: { topic: this.availabilityTopic, payload: Buffer.from("offline"), qos: 1, retain: true },
@@ -152,7 +154,7 @@ export class HaLink extends EventEmitter {
   private setStatus(state: HaLinkState, error?: string): void {
     const changed = state !== this.current.state || error !== this.current.error;
     if (!changed) return;
-    this.current = { state, since: state === this.current.state ? this.current.since : new Date().toISOString(), error: state === "connected" ? undefined : error };
+    this.current = { state, since: state === this.current.state ? this.current.since : new Date().toISOString(), error };
     this.emit("status", this.status);
   }
 }

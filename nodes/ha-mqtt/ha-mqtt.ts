@@ -41,7 +41,9 @@ export = (RED: NodeAPI) => {
       let warned = false;
       this.link.on("status", (s: HaLink["status"]) => {
         // One line per change of state, not one per reconnection attempt.
-        if (s.state === "connected") {
+        if (s.state === "connected" && s.error) {
+          this.warn(`Home Assistant broker ${def.broker}: ${s.error}`);
+        } else if (s.state === "connected") {
           this.log(`connected to ${def.broker}`);
           warned = false;
         } else if (s.state === "unreachable" && !warned) {
