@@ -5,13 +5,14 @@ import { Readable } from "node:stream";
 import type { Archive } from "../archive/archive";
 import type { FileRecord } from "../archive/catalog";
 import { writeFileAtomic } from "../archive/fsutil";
-import { Aborted, BackupError, isRetryable, messageOf } from "../errors";
+import { Aborted, BackupError, messageOf } from "../errors";
 import { Throttle } from "../sftp/throttle";
 import { checkRecipient, encryptStream } from "./encrypt";
 import { bufferStream, HashingStream, paced } from "./streams";
 import { uploadManifests } from "./manifests";
 import { CopyRecorder } from "./recorder";
 import { ObjectExists, TARGET_STATE, type OffsiteCopy, type PutSource, type Target, type TargetKind } from "./target";
+import { withRetry } from "../retry";
 
 export interface OffsiteOptions {
   archive: Archive;
@@ -147,7 +148,7 @@ export async function uploadOffsite(options: OffsiteOptions): Promise<OffsiteRep
     while (next < jobs.length && !options.signal?.aborted) {
       const job = jobs[next++];
       try {
-        const outcome = await withRetries(retry, options.signal, () => (job.live ? uploadLive(ctx, job.record) : uploadFinal(ctx, job.record)));
+        const outcome = await withRetry({ retries: retry.attempts - 1, baseDelayMs: retry.baseDelayMs }, options.signal, () => (job.live ? uploadLive(ctx, job.record) : uploadFinal(ctx, job.record)));
         if (outcome === "skipped") report.counts.skipped++;
         else if (job.live) report.counts.live++;
         else report.counts.uploaded++;
@@ -277,18 +278,6 @@ async function uploadLive(ctx: FileContext, record: FileRecord): Promise<"upload
   }
   return "uploaded";
 }
-
-async function withRetries<T>(retry: { attempts: number; baseDelayMs: number }, signal: AbortSignal | undefined, fn: () => Promise<T>): Promise<T> {
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return await fn();
-    } catch (err) {
-      if (signal?.aborted || attempt >= retry.attempts || !isRetryable(err)) throw err;
-      await new Promise((resolve) => setTimeout(resolve, retry.baseDelayMs * 2 ** (attempt - 1)));
-    }
-  }
-}
-
 
 function emptyOrEncrypted(recipient: string | undefined): Readable {
   return recipient ? encryptStream(bufferStream(Buffer.alloc(0)), recipient) : bufferStream(Buffer.alloc(0));
