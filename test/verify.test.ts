@@ -163,6 +163,23 @@ describe("verify: scrub and full read-back", function () {
     assert.equal(check.out.split("\n").filter((l) => /FAILED open or read/.test(l)).length, 500);
   });
 
+  it("a damaged file names the offsite copies of its current content only, never a copy of older bytes", async () => {
+    const { dir, archive } = await archiveOf({ "a.csv": "t,bid\n1,2\n", "b.csv": "t,bid\n3,4\n" });
+    const copy = (sha: string) => ({ at: new Date().toISOString(), sha256: sha, key: "k", size: 10 });
+    await archive.update((cat) =>
+      Promise.all([
+        cat.patch("a.csv", (r) => ({ ...r, copies: { "s3:current": copy(r.sha256), "directory:old": copy("0".repeat(64)) } })),
+        cat.patch("b.csv", (r) => ({ ...r, copies: { "directory:old": copy("0".repeat(64)) } })),
+      ]).then(() => undefined),
+    );
+    fs.writeFileSync(path.join(dir, "a.csv"), "t,bid\n1,9\n");
+    fs.writeFileSync(path.join(dir, "b.csv"), "t,bid\n3,9\n");
+    const report = await run(archive);
+    const message = (p: string) => report.problems.find((x) => x.path === p && x.code === "ARCHIVE_DAMAGED")?.message ?? "";
+    assert.match(message("a.csv"), /restore it from offsite copy s3:current$/);
+    assert.match(message("b.csv"), /no other copy is recorded$/, "a copy of other bytes is no copy of this content");
+  });
+
   it("rotating partitions: t scrubs cover every file exactly once, then the rotation starts over", async () => {
     const files: Record<string, string> = {};
     for (let i = 0; i < 300; i++) files[`S${i % 7}/f${i}.csv`] = `tick ${i}\n`;

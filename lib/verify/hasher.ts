@@ -48,16 +48,6 @@ export async function hashFiles(
   }
 }
 
-/** Picks a run's files (catalog load, partition, tree walk for extra files) in a worker thread. */
-export async function selectInWorker(selection: Selection, signal?: AbortSignal): Promise<Selected> {
-  const worker = new HashWorker();
-  try {
-    return await worker.select(selection, signal);
-  } finally {
-    await worker.close();
-  }
-}
-
 /**
  * One worker thread for a whole run: it picks the files, then hashes them, so a run starts one
  * thread (and loads its modules) once. After a failed or aborted step it takes no more work.

@@ -249,7 +249,8 @@ async function handleDamage(
       why = `the server could not provide it (${messageOf(err)})`;
     }
   }
-  const copies = Object.keys(record.copies ?? {});
+  // Only copies of the content the catalog holds now: an older copy of a grown or rewritten file would restore other bytes.
+  const copies = Object.entries(record.copies ?? {}).filter(([, c]) => c.sha256 === record.sha256).map(([id]) => id);
   const from = copies.length > 0 ? `restore it from offsite copy ${copies.join(", ")}` : "no other copy is recorded";
   report.problems.push({ code: "ARCHIVE_DAMAGED", path: rel, message: `${what}; ${why}; ${from}` });
   return marks;

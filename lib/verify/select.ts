@@ -14,9 +14,11 @@ export interface Selection {
   full: boolean;
 }
 
-/** The fields a run needs of a record: little to copy between threads. */
-/** `storedPath` is where the bytes are when the disk needed another name (docs/platforms.md). */
-export type Checked = Pick<FileRecord, "path" | "size" | "sha256" | "storedPath"> & { copies?: Record<string, unknown> };
+/**
+ * The fields a run needs of a record: little to copy between threads. `storedPath` is where the
+ * bytes are when the disk needed another name (docs/platforms.md).
+ */
+export type Checked = Pick<FileRecord, "path" | "size" | "sha256" | "storedPath" | "copies">;
 
 export interface Selected {
   /** the catalog's records in the run's partition, sorted by path */
@@ -38,9 +40,8 @@ export async function selectFiles(sel: Selection): Promise<Selected> {
     .filter((r) => inPart(r.path))
     .sort((a, b) => (a.path < b.path ? -1 : 1))
     .map((r): Checked => {
-      const copies = (r as FileRecord & { copies?: Record<string, unknown> }).copies;
       const checked: Checked = { path: r.path, size: r.size, sha256: r.sha256, ...(r.storedPath ? { storedPath: r.storedPath } : {}) };
-      return copies ? { ...checked, copies } : checked;
+      return r.copies ? { ...checked, copies: r.copies } : checked;
     });
   const stored = new Set(catalog.all().map(storedPathOf));
   const extra = (await filesOnDisk(sel.root)).filter((rel) => !stored.has(rel) && inPart(rel));
