@@ -6,6 +6,7 @@
  */
 import { strict as assert } from "node:assert";
 import * as fs from "node:fs";
+import sinon from "sinon";
 import * as path from "node:path";
 import { Archive } from "../lib/archive/archive";
 import { filesystemDifferences, type FsIdentity } from "../lib/archive/filesystem";
@@ -191,6 +192,23 @@ describe("the archive's disk", function () {
       // other processes may write meanwhile: agree within 64 MiB
       assert.ok(Math.abs(space.free! - sf.bavail * sf.bsize) < 64 * MiB, `df ${space.free} vs statfs ${sf.bavail * sf.bsize}`);
       assert.equal(space.used, space.total! - space.free!);
+    });
+
+    it("a path that answers an I/O error is an error with its reason, not \"missing\"", async () => {
+      const dir = tempDir();
+      // Fault injection: a failing share answers stat with EIO.
+      const stat = sinon.stub(fs.promises, "stat").callsFake((async (p: fs.PathLike) => {
+        if (String(p) === dir) throw Object.assign(new Error(`EIO: i/o error, stat '${dir}'`), { code: "EIO" });
+        return fs.statSync(p);
+      }) as typeof fs.promises.stat);
+      try {
+        const space = await measurePath(dir);
+        assert.equal(space.state, "error");
+        assert.equal(space.mounted, false);
+        assert.match(space.reason ?? "", /cannot measure .*EIO/);
+      } finally {
+        stat.restore();
+      }
     });
 
     it("a missing path is missing, never measured through its parent", async () => {

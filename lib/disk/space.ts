@@ -46,9 +46,11 @@ export const DEFAULT_THRESHOLDS: Thresholds = { warnPercent: 85, criticalPercent
 export async function measurePath(p: string, previous?: FsIdentity): Promise<PathSpace> {
   if (!path.isAbsolute(p)) throw new ConfigError(`watched path must be absolute, got ${JSON.stringify(p)}`); // C:\backup on Windows too
   const gone = (): PathSpace => ({ path: p, mounted: false, state: "missing", reason: `${p} does not exist` });
-  const stat = await fs.stat(p).catch(() => undefined);
-  if (!stat) return gone();
+  // Only "no such folder" is missing; a share that answers EACCES or EIO is an error, with its reason.
+  const statOf = () => fs.stat(p).catch((err: NodeJS.ErrnoException) => (err.code === "ENOENT" || err.code === "ENOTDIR" ? undefined : Promise.reject(err)));
   try {
+    const stat = await statOf();
+    if (!stat) return gone();
     const filesystem = await probeFilesystem(p);
     if (previous && filesystemDifferences(previous, filesystem).length > 0) {
       return { path: p, mounted: false, state: "not mounted", filesystem, mountPoint: filesystem.mountPoint, reason: `${p} is on another filesystem than at the last check (${filesystem.mountPoint} now)` };
@@ -57,7 +59,7 @@ export async function measurePath(p: string, previous?: FsIdentity): Promise<Pat
       return { path: p, mounted: false, state: "not mounted", filesystem, mountPoint: "/", reason: `${p} is an empty folder on the root filesystem: nothing is mounted there` };
     }
     const space = await checkDiskSpace(p);
-    if (!(await fs.stat(p).catch(() => undefined))) return gone(); // vanished while measured: the figures were its parent's
+    if (!(await statOf())) return gone(); // vanished while measured: the figures were its parent's
     const used = space.size - space.free;
     return {
       path: p,
