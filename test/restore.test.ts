@@ -229,6 +229,9 @@ describe("tick-backup restore and drill (the real command)", function () {
     const wrong = await cli(["restore", "--from", spec, "--to", tempDir("restored-wrong-")], s3Env({ TICK_BACKUP_AGE_IDENTITY: await age.generateIdentity() }));
     assert.equal(wrong.code, 3);
     assert.match(wrong.stderr, /cannot decrypt the catalog/);
+    // A key left in the environment does not override the one named on the command line.
+    const flagWins = await cli(["restore", "--from", spec, "--to", tempDir("restored-flag-"), "--identity", keyFile], s3Env({ TICK_BACKUP_AGE_IDENTITY: await age.generateIdentity() }));
+    assert.equal(flagWins.code, 0, flagWins.stderr);
 
     // Replace one ciphertext with another valid age file of other plaintext: objectSha256 catches it.
     const encrypter = new age.Encrypter();

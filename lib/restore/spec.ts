@@ -68,10 +68,11 @@ export async function loadTargetSpec(options: TargetSpec): Promise<RestoreSource
     else if (fs.existsSync(path.join(dir, STATE_DIR))) return ArchiveSource.open(dir);
     else throw new ConfigError(`${dir} is neither an archive nor a folder target (no ${STATE_DIR}/ inside)`);
   }
-  return new TargetSource(createTarget(config), readIdentity(env, identityFile));
+  // --identity on the command line beats the environment; else the key in the environment, then a key file.
+  return new TargetSource(createTarget(config), options.identityFile ? readIdentity({}, options.identityFile) : readIdentity(env, identityFile));
 }
 
-/** The age secret key: TICK_BACKUP_AGE_IDENTITY, or the first AGE-SECRET-KEY line of the identity file. */
+/** The age secret key: TICK_BACKUP_AGE_IDENTITY in `env`, or the first AGE-SECRET-KEY line of the identity file. */
 export function readIdentity(env: NodeJS.ProcessEnv, file?: string): string | undefined {
   if (env.TICK_BACKUP_AGE_IDENTITY) return env.TICK_BACKUP_AGE_IDENTITY.trim();
   if (!file) return undefined;
