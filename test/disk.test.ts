@@ -84,6 +84,18 @@ describe("the archive's disk", function () {
       assert.equal((await Archive.open(d.at, { knownDir: known })).identity.id, archive.identity.id);
     });
 
+    it("a damaged memory of the archive is a clear error, not a reason to start a new archive on an empty mount point", async () => {
+      const d = disk();
+      const known = tempDir("tick-known-");
+      await Archive.open(d.at, { name: "t", knownDir: known });
+      d.unplug();
+      const [file] = fs.readdirSync(known);
+      fs.writeFileSync(path.join(known, file), '{"path": "/mnt'); // cut short
+      await assert.rejects(Archive.open(d.at, { name: "t", knownDir: known }), rejectsWith("KNOWN_DAMAGED", /is damaged .*check the disk is mounted, then delete the file/));
+      assert.deepEqual(fs.readdirSync(d.at), [], "nothing was written into the empty mount point");
+      d.plug();
+    });
+
     it("a deliberate new archive at a remembered path: an empty .tick-backup folder made by hand", async () => {
       const d = disk();
       const known = tempDir("tick-known-");

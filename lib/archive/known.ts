@@ -3,6 +3,7 @@ import * as path from "node:path";
 import { createHash } from "node:crypto";
 import { writeFileAtomic } from "./fsutil";
 import type { FsIdentity } from "./filesystem";
+import { BackupError } from "../errors";
 
 /**
  * What a Node-RED (or any caller with a place of its own, outside the archive) remembers about the
@@ -28,7 +29,9 @@ export async function readKnown(knownDir: string, root: string): Promise<KnownAr
     const known = JSON.parse(await fs.readFile(knownFile(knownDir, root), "utf8")) as KnownArchive;
     return known.path === path.resolve(root) ? known : undefined;
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === "ENOENT" || err instanceof SyntaxError) return undefined;
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+    // Unreadable, it would let an unplugged disk's empty mount point pass for a new archive: say so instead.
+    if (err instanceof SyntaxError) throw new BackupError("KNOWN_DAMAGED", `${knownFile(knownDir, root)} is damaged (${err.message}): it remembers the archive at ${path.resolve(root)}; check the disk is mounted, then delete the file`);
     throw err;
   }
 }
