@@ -106,7 +106,7 @@ export class DirSyncer {
 }
 
 /** Errors of link() on filesystems without hard links (FAT, exFAT, some network shares). */
-const NO_HARD_LINKS = new Set(["EPERM", "ENOTSUP", "EOPNOTSUPP", "ENOSYS", "EMLINK"]);
+export const NO_HARD_LINKS: ReadonlySet<string> = new Set(["EPERM", "ENOTSUP", "EOPNOTSUPP", "ENOSYS", "EMLINK"]);
 
 /**
  * Creates `file` holding `data` unless it exists, and returns what `file` holds afterwards, parsed:

@@ -5,7 +5,7 @@ import { randomUUID } from "node:crypto";
 import type { Readable } from "node:stream";
 import { ConfigError } from "../errors";
 import { checkName } from "../archive/paths";
-import { createOnce, fsyncDir } from "../archive/fsutil";
+import { createOnce, fsyncDir, NO_HARD_LINKS } from "../archive/fsutil";
 import { loadProfile } from "../archive/fs-probe";
 import { encodeName, POSIX_RULES, shortenName, type NameRules } from "../archive/names";
 import { hashFile } from "../archive/local-io";
@@ -131,8 +131,6 @@ export class DirectoryTarget implements Target {
     return path.join(this.config.path, ...parts.map((p) => shortenName(encodeName(p, this.rules), p, this.rules)));
   }
 }
-
-const NO_HARD_LINKS = new Set(["EPERM", "ENOTSUP", "EOPNOTSUPP", "ENOSYS"]);
 
 function wrapIo(where: string, err: unknown): unknown {
   const code = (err as NodeJS.ErrnoException).code;

@@ -1,7 +1,7 @@
 // Node alert: watches an archive's health (and messages from catch nodes) and tells a person once per
 // incident, reminds while it lasts, and notes the recovery: by e-mail, ntfy, webhook and Home Assistant.
 import type { NodeAPI, Node, NodeDef, NodeStatus } from "node-red";
-import { Alerter, alertSetup, clockTime, deliver, localTime, redact, testNotice, type AlertCredentials, type AlertFields, type AlertSetup } from "../../lib/alert";
+import { Alerter, alertSetup, clockTime, DEFAULT_POLICY, deliver, localTime, redact, testNotice, type AlertCredentials, type AlertFields, type AlertSetup } from "../../lib/alert";
 import { ConfigError, messageOf } from "../../lib/errors";
 import { dialogCredentials, editorEndpoint, numberOr, reportFailure, withHaNote } from "../shared/node-helpers";
 import type { BackupArchiveNode } from "../shared/types";
@@ -38,8 +38,8 @@ export = (RED: NodeAPI) => {
         open: () => archive.openExisting(),
         channels: setup.channels,
         pingUrl: setup.pingUrl,
-        remindHours: hours(def.remindHours, 24),
-        settleMinutes: 5,
+        remindHours: hours(def.remindHours, DEFAULT_POLICY.remindHours),
+        settleMinutes: DEFAULT_POLICY.settleMinutes,
         staleHours: hours(def.staleHours, archive.staleHours),
         secrets,
         names: (id) => {
