@@ -4,6 +4,8 @@ import * as fsp from "node:fs/promises";
 import * as path from "node:path";
 import type { Archive } from "../lib/archive/archive";
 import { readHistory } from "../lib/archive/history";
+import { BackupError, messageOf } from "../lib/errors";
+import { HEALTH_FILE } from "../lib/health/tracker";
 import { computeVolume, type VolumeStats } from "../lib/disk";
 import type { OffsiteCopy } from "../lib/offsite/target";
 
@@ -94,7 +96,7 @@ export async function readStatus(archive: Archive): Promise<Status> {
     Object.assign(t, { name: s.name, kind: s.kind, lastConnectedAt: s.lastConnectedAt, lastCompleteAt: s.lastCompleteAt });
     targets.set(s.id, t);
   }
-  const health = (await readJson(path.join(archive.stateDir, "health.json"))) as { lastSuccess?: Record<string, string>; runs?: Status["runs"] } | undefined;
+  const health = (await readJson(path.join(archive.stateDir, HEALTH_FILE))) as { lastSuccess?: Record<string, string>; runs?: Status["runs"] } | undefined;
   const verifyState = (await readJson(path.join(archive.stateDir, "verify.json"))) as { lastFullProofAt?: string } | undefined;
   const final = current.filter((r) => r.state === "final").length;
   const ok = final > 0 && copies.one === 0;
@@ -170,11 +172,13 @@ export function printPlan(s: Status, write = (t: string) => process.stdout.write
   write(`\n## Restore\n\nSee docs/restore.md: \`tick-backup restore --from <archive | target> --to <dir>\`.\n`);
 }
 
+/** A state file's contents; none yet is `undefined`, an unreadable one an error (a status that says "never" for it would be wrong). */
 async function readJson(file: string): Promise<unknown> {
   try {
     return JSON.parse(await fsp.readFile(file, "utf8"));
-  } catch {
-    return undefined;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+    throw new BackupError("STATE_UNREADABLE", `${file} cannot be read: ${messageOf(err)}`);
   }
 }
 

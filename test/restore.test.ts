@@ -278,6 +278,14 @@ describe("tick-backup restore and drill (the real command)", function () {
     assert.equal(fs.readFileSync(path.join(to, "EURUSD/today.csv"), "utf8"), "t,bid\n1,2\n", "the recorded bytes, not what was appended since");
   });
 
+  it("status names a state file it cannot read instead of reporting 'never'", async () => {
+    const archive = await archiveWith({ "a.csv": "a\n" });
+    fs.writeFileSync(path.join(archive.stateDir, "health.json"), '{"format": 1, "lastSucc');
+    const r = await cli(["status", archive.root]);
+    assert.equal(r.code, 3, r.stdout);
+    assert.match(r.stderr, /health\.json cannot be read/);
+  });
+
   it("--include and --since pick the files", async () => {
     const { archive } = await backedUp();
     const a = tempDir("restored-include-");
