@@ -13,6 +13,7 @@ import * as sinon from "sinon";
 import { startSshd, type Sshd } from "./support/sshd";
 import { startHttpSink, startSmtpSink, type HttpSink, type SmtpSink } from "./support/sinks";
 import { tempDir, write } from "./support/tree";
+import { waitFor } from "./support/wait";
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const helper = require("node-red-node-test-helper");
@@ -31,19 +32,6 @@ const SECRETS = {
   webhookPath: "hook/Secret-Webhook-Path-1",
   pingPath: "ping/Secret-Ping-Uuid-2",
 };
-
-function waitFor<T>(what: string, fn: () => T | undefined | false, timeoutMs = 15_000): Promise<T> {
-  const start = Date.now();
-  return new Promise((resolve, reject) => {
-    const tick = () => {
-      const v = fn();
-      if (v !== undefined && v !== false) return resolve(v);
-      if (Date.now() - start > timeoutMs) return reject(new Error(`timed out waiting for ${what}`));
-      setTimeout(tick, 20);
-    };
-    tick();
-  });
-}
 
 describe("node alert", function () {
   this.timeout(60_000);

@@ -10,6 +10,7 @@ import * as util from "node:util";
 import { bindMount, mountTmpfs, unmount, unmountAll } from "./support/mounts";
 import { startSshd, type Sshd } from "./support/sshd";
 import { tempDir, tickLines, write } from "./support/tree";
+import { waitFor } from "./support/wait";
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const helper = require("node-red-node-test-helper");
@@ -24,19 +25,6 @@ helper.init(nodeRedPath());
 type Msg = any;
 
 const MiB = 1024 * 1024;
-
-function waitFor<T>(what: string, fn: () => T | undefined, timeoutMs = 10_000): Promise<T> {
-  const start = Date.now();
-  return new Promise((resolve, reject) => {
-    const tick = () => {
-      const v = fn();
-      if (v !== undefined) return resolve(v);
-      if (Date.now() - start > timeoutMs) return reject(new Error(`timed out waiting for ${what}`));
-      setTimeout(tick, 20);
-    };
-    tick();
-  });
-}
 
 describe("node disk-space", function () {
   this.timeout(30_000);

@@ -16,10 +16,9 @@ import * as fs from "node:fs";
 import * as fsp from "node:fs/promises";
 import * as os from "node:os";
 import * as path from "node:path";
-import { systemNpm } from "./support/red-runtime";
+import { MODULE, systemNpm } from "./support/red-runtime";
 import { startSshd, type Sshd } from "./support/sshd";
 
-const MODULE = "node-red-contrib-tick-backup";
 const TYPES = ["sftp-server", "backup-archive", "sftp-pull", "hash-verify", "disk-space", "ha-mqtt", "offsite-target", "offsite-upload", "alert"];
 /** bcrypt of PASSWORD (cost 8), for settings.adminAuth. */
 const PASSWORD = "load-test-password";

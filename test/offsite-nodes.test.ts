@@ -9,6 +9,7 @@ import * as path from "node:path";
 import * as util from "node:util";
 import { archiveWith, tempDir } from "./support/offsite-env";
 import { BUCKET, startS3, type S3Server } from "./support/s3";
+import { waitFor } from "./support/wait";
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const helper = require("node-red-node-test-helper");
@@ -57,9 +58,7 @@ describe("nodes: offsite-target + offsite-upload", function () {
     helper.getNode("out").on("input", (m: Msg) => out.push(m));
     helper.getNode("caught").on("input", (m: Msg) => caught.push(m));
     up.receive({ payload: "go" });
-    const settle = async (pred: () => boolean) => {
-      for (let i = 0; i < 600 && !pred(); i++) await new Promise((r) => setTimeout(r, 25));
-    };
+    const settle = (pred: () => boolean) => waitFor("the run to end", pred);
     return { up, statuses, outcomes, out, caught, settle, shown: () => util.inspect([out, caught, statuses, outcomes, helper.log().getCalls().map((c: Msg) => c.args)], { depth: 10 }) };
   }
 

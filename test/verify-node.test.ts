@@ -13,6 +13,7 @@ import { Archive } from "../lib/archive/archive";
 import { startSshd, type Sshd } from "./support/sshd";
 import { Inbox } from "./support/inbox";
 import { tempDir, tickLines, write } from "./support/tree";
+import { waitFor } from "./support/wait";
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const helper = require("node-red-node-test-helper");
@@ -95,7 +96,7 @@ describe("node hash-verify in a Node-RED runtime", function () {
   it("scrub mode: reads 1/t, shows n/t, and full finds a damaged file: red status, report sent, done(err) reaches catch", async () => {
     const l = await load({ mode: "scrub", partitions: 2, server: "" }, { withPull: false });
     l.pull.receive({});
-    await until(() => fs.existsSync(path.join(archivePath, "USDJPY/2026-11-25.csv")) && fs.existsSync(path.join(archivePath, ".tick-backup/SHA256SUMS")));
+    await waitFor("the pull to place USDJPY and write SHA256SUMS", () => fs.existsSync(path.join(archivePath, "USDJPY/2026-11-25.csv")) && fs.existsSync(path.join(archivePath, ".tick-backup/SHA256SUMS")), 20_000);
     l.node.receive({ topic: "daily" });
     const first = (await l.out.wait((m) => m.topic === "daily", "the scrub report")).payload;
     assert.deepEqual(first.partition, { n: 1, t: 2 });
@@ -176,7 +177,7 @@ describe("node hash-verify in a Node-RED runtime", function () {
     }
     const l = await load({ mode: "full" });
     l.node.receive({});
-    await until(() => l.statuses.some((s) => /^full/.test(s.text ?? "")), 20_000, 1);
+    await waitFor("a full run's progress status", () => l.statuses.some((s) => /^full/.test(s.text ?? "")), 20_000, 1);
     const started = Date.now();
     await helper.unload();
     assert.ok(Date.now() - started < 4000, "close did not wait for the run");
@@ -201,10 +202,3 @@ describe("node hash-verify in a Node-RED runtime", function () {
   });
 });
 
-async function until(fn: () => boolean, timeoutMs = 20_000, everyMs = 25): Promise<void> {
-  const start = Date.now();
-  while (!fn()) {
-    if (Date.now() - start > timeoutMs) throw new Error("timed out");
-    await new Promise((r) => setTimeout(r, everyMs));
-  }
-}
