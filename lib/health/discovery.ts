@@ -65,10 +65,15 @@ export function idOf(archiveName: string): string {
   return `tick_backup_${archiveName.toLowerCase().replace(/[^a-z0-9_]+/g, "_")}`;
 }
 
+/** Where the connection says online/offline (its last will): one topic for every archive on it. */
+export function availabilityTopic(baseTopic: string): string {
+  return `${baseTopic}/availability`;
+}
+
 export function topicsOf(archiveName: string, options: HaTopicOptions) {
   const base = options.baseTopic;
   return {
-    availability: `${base}/availability`,
+    availability: availabilityTopic(base),
     state: `${base}/${archiveName}/state`,
     problem: `${base}/${archiveName}/problem`,
     config: (e: Pick<EntitySpec, "component" | "key">) => `${options.discoveryPrefix}/${e.component}/${idOf(archiveName)}/${e.key}/config`,

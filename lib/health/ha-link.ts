@@ -5,7 +5,7 @@
 import { EventEmitter } from "node:events";
 import * as mqtt from "mqtt";
 import { BackupError, ConfigError, messageOf } from "../errors";
-import type { HaMessage, HaTopicOptions } from "./discovery";
+import { availabilityTopic, type HaMessage, type HaTopicOptions } from "./discovery";
 
 export interface HaLinkOptions extends HaTopicOptions {
   /** mqtt://, mqtts://, ws:// or wss:// URL */
@@ -45,7 +45,7 @@ export class HaLink extends EventEmitter {
   constructor(private readonly options: HaLinkOptions) {
     super();
     const url = parseBroker(options.broker);
-    this.availabilityTopic = `${options.baseTopic}/availability`;
+    this.availabilityTopic = availabilityTopic(options.baseTopic);
     checkTopic("base topic", options.baseTopic);
     checkTopic("discovery prefix", options.discoveryPrefix);
     this.client = mqtt.connect(url.href, {
