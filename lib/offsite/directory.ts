@@ -62,7 +62,8 @@ export class DirectoryTarget implements Target {
   }
 
   async head(key: string): Promise<ObjectInfo | undefined> {
-    const stat = await fsp.stat(this.file(key)).catch(() => undefined);
+    // Only "not there" is absent: a disk error must not read as a missing object.
+    const stat = await fsp.stat(this.file(key)).catch((err: NodeJS.ErrnoException) => (err.code === "ENOENT" || err.code === "ENOTDIR" ? undefined : Promise.reject(wrapIo(`${this.description}/${key}`, err))));
     return stat?.isFile() ? { size: stat.size } : undefined;
   }
 
