@@ -202,6 +202,8 @@ describe("the editor in a real browser (Chromium, Node-RED 4.1, installed from t
     await page.fill(selector, value);
     await page.dispatchEvent(selector, "change");
     await page.waitForTimeout(100);
+    const held = await page.inputValue(selector);
+    if (held !== value) throw new Error(`${selector} holds ${JSON.stringify(held)} after typing ${JSON.stringify(value)}; page errors: ${pageErrors.join("; ")}`);
     return reasonShown(selector);
   }
 
@@ -425,7 +427,8 @@ describe("the editor in a real browser (Chromium, Node-RED 4.1, installed from t
   it("the server dialog: invalid values are marked with the reason; Fetch host key asks the real sshd and pins it on confirmation", async function () {
     const pullId = await page.evaluate(() => RED.nodes.filterNodes({ type: "sftp-pull" })[0].id);
     await page.evaluate((id) => RED.editor.edit(RED.nodes.node(id)), pullId);
-    await page.waitForSelector("#node-input-remoteDir", { state: "visible" });
+    // Ready when the field shows the node's own value (typing before that could be overwritten).
+    await page.waitForFunction((id) => $("#node-input-remoteDir:visible").val() === RED.nodes.node(id).remoteDir, pullId, { timeout: 10_000 });
     assert.match((await reasonFor("#node-input-remoteDir", "")) ?? "(valid)", /required|folder|directory/i);
     assert.equal(await reasonFor("#node-input-remoteDir", remoteDir), null);
     assert.match((await reasonFor("#node-input-concurrency", "0")) ?? "(valid)", /1.*64|between|at least/i);
