@@ -11,6 +11,7 @@ import * as path from "node:path";
 import { startSshd, type Sshd } from "./support/sshd";
 import { Recorder, startAedes } from "./support/brokers";
 import { sha256, tempDir, tickLines, write } from "./support/tree";
+import { mountTmpfs, unmountAll } from "./support/mounts";
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const helper = require("node-red-node-test-helper");
@@ -21,12 +22,17 @@ const pkg = JSON.parse(fs.readFileSync(path.join(__dirname, "..", "..", "package
 const ourNodes = Object.values(pkg["node-red"].nodes as Record<string, string>).map((file) => require(path.join(__dirname, "..", "..", file)));
 const core = (f: string) => require(require.resolve(`@node-red/nodes/core/common/${f}`));
 
+const ARCHIVE_DISK_MIB = 64;
+
 describe("the example flow, whole, against real servers", function () {
   this.timeout(120_000);
   let sshd: Sshd;
   before(async () => (sshd = await startSshd()));
   after(async () => sshd?.stop());
-  afterEach(() => helper.unload());
+  afterEach(async () => {
+    await helper.unload();
+    unmountAll();
+  });
 
   it("one pull sets off the origin check and the offsite copy; Home Assistant then shows every copy, 2 copies per file, the disk, no problem", async function () {
     const broker = await startAedes();
@@ -39,7 +45,10 @@ describe("the example flow, whole, against real servers", function () {
         write(remoteDir, rel, tickLines(rel.slice(0, 6), 200 + i));
         fs.utimesSync(path.join(remoteDir, rel), yesterday, yesterday); // settled: final files, which go offsite
       }
+      // The archive gets a disk of its own, so that the example's disk thresholds judge a disk this
+      // test knows (nearly empty), not however full the machine running the test happens to be.
       const archivePath = tempDir("tick-example-archive-");
+      mountTmpfs(archivePath, ARCHIVE_DISK_MIB);
       const offsiteDisk = tempDir("tick-example-offsite-");
 
       const example = JSON.parse(fs.readFileSync(path.join(__dirname, "..", "..", "examples", "tick-backup.json"), "utf8")) as any[];
@@ -110,6 +119,7 @@ describe("the example flow, whole, against real servers", function () {
       assert.equal(state.copies_2, files.length, "every file is in the archive and on the offsite disk");
       assert.equal(state.copies_1, 0);
       assert.equal(state.offsite_pending, 0);
+      assert.equal(reports.disk.archiveDisk.total, ARCHIVE_DISK_MIB * 2 ** 20, "the disk check measured the archive's own disk");
       assert.equal(state.disk_free, Math.round((reports.disk.archiveDisk.free / 2 ** 30) * 100) / 100);
       assert.equal(state.problem, false, `no problem: ${ha.last("tick-backup/ticks/problem")?.payload}`);
       assert.equal(ha.last("tick-backup/availability")?.payload, "online");
