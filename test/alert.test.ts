@@ -92,6 +92,12 @@ describe("alert: incident policy", function () {
     const pull = new IncidentBook(emptyIncidentState(), policy);
     pull.fail({ ...check, cause: "CONNECT_FAILED" }, new Date(T0));
     assert.deepEqual(pull.fail({ ...check, cause: "HOST_KEY_CHANGED" }, new Date(T0 + MIN)).map((e) => e.event), ["escalated"]);
+    // So is one that turns into another archive's disk mounted at the archive path, with its advice.
+    const swapped = new IncidentBook(emptyIncidentState(), policy);
+    swapped.fail({ ...check, cause: "CONNECT_FAILED" }, new Date(T0));
+    const worse = swapped.fail({ ...check, cause: "ARCHIVE_REPLACED" }, new Date(T0 + MIN));
+    assert.deepEqual(worse.map((e) => e.event), ["escalated"]);
+    assert.match(noticeOf(worse[0], { archive: "ticks" }).text, /What to do: The archive folder holds another archive .*Mount this archive's disk again/);
   });
 
   it("remindHours 0 never reminds", function () {

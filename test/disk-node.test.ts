@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import * as util from "node:util";
+import { Archive } from "../lib/archive/archive";
 import { bindMount, mountTmpfs, unmount, unmountAll } from "./support/mounts";
 import { startSshd, type Sshd } from "./support/sshd";
 import { tempDir, tickLines, write } from "./support/tree";
@@ -45,6 +46,22 @@ describe("node disk-space", function () {
     helper.settings({});
     unmountAll();
   });
+
+  /** A second backup disk, holding an archive of its own, plugged in at the archive path. */
+  async function anotherArchiveDisk(): Promise<void> {
+    const store2 = tempDir("tick-disk2-");
+    mountTmpfs(store2, 16);
+    await Archive.open(store2, { name: "other" });
+    bindMount(store2, at);
+  }
+
+  /** Every file and folder under a path, with file sizes and times: to show nothing was touched. */
+  function listing(dir: string): string[] {
+    return (fs.readdirSync(dir, { recursive: true }) as string[]).sort().map((rel) => {
+      const st = fs.statSync(path.join(dir, rel));
+      return `${rel}:${st.isDirectory() ? "dir" : st.size}:${st.mtimeMs}`;
+    });
+  }
 
   async function load(disk: Record<string, unknown> = {}) {
     const flow = [
@@ -129,11 +146,29 @@ describe("node disk-space", function () {
     assert.equal(fs.readdirSync(path.join(userDir, "tick-backup")).length, 1, "the memory lives in the user directory");
   });
 
+  it("another archive's disk mounted at the archive path: ANOTHER ARCHIVE HERE, critical, caught, nothing written", async () => {
+    const n = await load();
+    await n.check();
+    unmount(at);
+    await anotherArchiveDisk();
+    const before = listing(at);
+    await n.check();
+    const r = n.out[1].payload;
+    assert.equal(r.level, "critical");
+    assert.equal(r.archiveDisk.state, "not mounted");
+    assert.equal(r.problems[0].code, "ARCHIVE_REPLACED");
+    assert.deepEqual(n.statuses.at(-1), { fill: "red", shape: "ring", text: "ANOTHER ARCHIVE HERE (wrong disk?)" });
+    assert.equal(n.caught.length, 1);
+    await helper.getNode("arc").health(); // the health of that check is handled
+    assert.deepEqual(listing(at), before, "health and alerts wrote nothing into the other archive");
+  });
+
   it("a stale copy of the archive on the root disk: ARCHIVE DISK CHANGED, critical, caught", async () => {
     const n = await load();
     await n.check();
     unmount(at);
     fs.cpSync(path.join(store, ".tick-backup"), path.join(at, ".tick-backup"), { recursive: true });
+    const before = listing(at);
     await n.check();
     const r = n.out[1].payload;
     assert.equal(r.level, "critical");
@@ -141,6 +176,8 @@ describe("node disk-space", function () {
     assert.match(r.problems[0].message, /created on tick-test-disk \(tmpfs\)/);
     assert.deepEqual(n.statuses.at(-1), { fill: "red", shape: "ring", text: "ARCHIVE DISK CHANGED" });
     assert.equal(n.caught.length, 1);
+    await helper.getNode("arc").health(); // the health of that check is handled
+    assert.deepEqual(listing(at), before, "health and alerts wrote nothing into the stale copy");
   });
 
   for (const [field, value, text] of [
@@ -216,6 +253,16 @@ describe("node disk-space", function () {
       await p.run();
       assert.match(p.seen.caught[0].error.message, /was at .* is the backup disk mounted\?/s);
       assert.deepEqual(fs.readdirSync(at), [], "no archive was started in the empty mount point");
+
+      // Another archive's disk mounted at the same place: refused too, and left as it was.
+      await anotherArchiveDisk();
+      const before = listing(at);
+      await p.run();
+      assert.equal(p.seen.caught.at(-1).error.source.id, "pull");
+      assert.match(p.seen.caught.at(-1).error.message, /holds archive "other" .* Nothing was written/s);
+      assert.deepEqual(p.seen.statuses.at(-1), { fill: "red", shape: "ring", text: "ANOTHER ARCHIVE HERE (wrong disk?)" });
+      assert.deepEqual(listing(at), before, "nothing was written to the other archive");
+      unmount(at);
 
       bindMount(store, at);
       await p.run();

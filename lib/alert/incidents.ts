@@ -58,7 +58,7 @@ export interface IncidentState {
 }
 
 /** What makes an open incident news again: a disk now critical, a host key that changed, the archive disk gone or swapped. */
-const SEVERE = new Set(["DISK_CRITICAL", "HOST_KEY_CHANGED", "ARCHIVE_NOT_FOUND", "ARCHIVE_FS_CHANGED", "ARCHIVE_MISSING"]);
+const SEVERE = new Set(["DISK_CRITICAL", "HOST_KEY_CHANGED", "ARCHIVE_NOT_FOUND", "ARCHIVE_FS_CHANGED", "ARCHIVE_MISSING", "ARCHIVE_REPLACED"]);
 
 function severe(c: { code: string; cause?: string }): boolean {
   return SEVERE.has(c.code) || (c.cause !== undefined && SEVERE.has(c.cause));

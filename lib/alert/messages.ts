@@ -27,6 +27,8 @@ const ADVICE: Record<string, string> = {
   CONNECT_FAILED: "The server could not be reached: check the server, its address and port, and the network.",
   ARCHIVE_MISSING: "The archive folder is missing: is the backup disk mounted? Nothing is written until it is back.",
   ARCHIVE_NOT_FOUND: "The archive folder holds no archive: is the backup disk mounted? Nothing is written until it is back.",
+  ARCHIVE_REPLACED:
+    "The archive folder holds another archive (another backup disk is mounted there?). Mount this archive's disk again; nothing is written to the other archive.",
   ARCHIVE_FS_CHANGED: "The archive folder is on another disk than before (an unplugged disk's empty mount point?). Mount the backup disk again.",
   DISK_LOW: "Free space on the archive disk, or move the archive to a larger disk before it fills.",
   DISK_CRITICAL: "The archive disk is almost full: free space now or move the archive to a larger disk, or new data cannot be stored.",

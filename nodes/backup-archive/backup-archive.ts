@@ -34,9 +34,13 @@ export = (RED: NodeAPI) => {
         throw err;
       }));
     // Health and alerts read and keep their state in an archive that exists; only a run creates one.
+    // And only in this archive, in its place: never in another disk's archive mounted at the path,
+    // nor in a stale copy on the system disk.
     this.openExisting = async () => {
       if (!(await exists(path.join(def.path || "/nonexistent", STATE_DIR, "archive.json")))) throw new BackupError("ARCHIVE_NOT_FOUND", `no archive at ${def.path} yet`);
-      return this.open();
+      const archive = await this.open();
+      await archive.checkPlace();
+      return archive;
     };
     const outcomes = new EventEmitter();
     outcomes.setMaxListeners(0);

@@ -57,7 +57,9 @@ function statusOf(r: DiskReport) {
   const fill = r.level === "critical" ? ("red" as const) : r.level === "warn" ? ("yellow" as const) : ("green" as const);
   const d = r.archiveDisk;
   if (!d.mounted) {
-    const text = r.problems[0]?.code === "ARCHIVE_FS_CHANGED" ? "ARCHIVE DISK CHANGED" : d.state === "missing" ? "archive folder missing" : "ARCHIVE DISK NOT MOUNTED";
+    const code = r.problems[0]?.code;
+    const text =
+      code === "ARCHIVE_FS_CHANGED" ? "ARCHIVE DISK CHANGED" : code === "ARCHIVE_REPLACED" ? "ANOTHER ARCHIVE HERE (wrong disk?)" : d.state === "missing" ? "archive folder missing" : "ARCHIVE DISK NOT MOUNTED";
     return { fill, shape: "ring" as const, text };
   }
   const days = r.volume?.daysUntilFull30 ?? r.volume?.daysUntilFull7;

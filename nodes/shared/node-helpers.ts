@@ -60,6 +60,7 @@ function shortStatus(err: Error): string {
     if (err.code === "ARCHIVE_MISSING") return "archive folder missing (disk not mounted?)";
     if (err.code === "ARCHIVE_NOT_FOUND") return "NO ARCHIVE HERE (disk not mounted?)";
     if (err.code === "ARCHIVE_FS_CHANGED") return "ARCHIVE DISK CHANGED";
+    if (err.code === "ARCHIVE_REPLACED") return "ANOTHER ARCHIVE HERE (wrong disk?)";
   }
   const text = messageOf(err);
   return text.length > 60 ? text.slice(0, 57) + "…" : text;

@@ -11,7 +11,10 @@ export interface BackupArchiveNode extends Node {
   archivePath: string;
   /** opens the archive on first use (the disk may be plugged in after Node-RED started) */
   open(): Promise<Archive>;
-  /** opens the archive only if it has been created (by a run): what health and alerts use, so that they never create one */
+  /**
+   * Opens the archive only if it has been created (by a run) and is in its place (checkPlace): what
+   * health and alerts use, so that they never create one, nor read or write another disk's.
+   */
   openExisting(): Promise<Archive>;
   /**
    * Every node hands each run's outcome here: its report when the run ended, or a failure when it
