@@ -19,6 +19,9 @@ const archiveNode = require(path.join(__dirname, "../nodes/backup-archive/backup
 const diskNode = require(path.join(__dirname, "../nodes/disk-space/disk-space.js"));
 const serverNode = require(path.join(__dirname, "../nodes/sftp-server/sftp-server.js"));
 const pullNode = require(path.join(__dirname, "../nodes/sftp-pull/sftp-pull.js"));
+const targetNode = require(path.join(__dirname, "../nodes/offsite-target/offsite-target.js"));
+const uploadNode = require(path.join(__dirname, "../nodes/offsite-upload/offsite-upload.js"));
+const verifyNode = require(path.join(__dirname, "../nodes/hash-verify/hash-verify.js"));
 
 helper.init(nodeRedPath());
 
@@ -161,6 +164,54 @@ describe("node disk-space", function () {
     assert.equal(n.caught.length, 1);
     await helper.getNode("arc").health(); // the health of that check is handled
     assert.deepEqual(listing(at), before, "health and alerts wrote nothing into the other archive");
+  });
+
+  it("another archive's disk mounted while Node-RED runs: the offsite copy and the scrub refuse it, and write nothing there nor offsite", async () => {
+    const offsite = tempDir("tick-offsite-");
+    const flow = [
+      { id: "f1", type: "tab", label: "runs" },
+      { id: "arc", type: "backup-archive", name: "ticks", path: at },
+      { id: "tgt", type: "offsite-target", name: "offsite", kind: "directory", path: offsite },
+      { id: "up", type: "offsite-upload", z: "f1", x: 200, y: 100, archive: "arc", target: "tgt", concurrency: 2, bwLimitKBps: 0, includeLive: false, wires: [["out"]] },
+      { id: "verify", type: "hash-verify", z: "f1", x: 200, y: 150, archive: "arc", mode: "scrub", partitions: 7, server: "", remoteDir: "", wires: [["out"]] },
+      { id: "out", type: "helper", z: "f1", x: 400, y: 100, wires: [] },
+      { id: "catch", type: "catch", z: "f1", x: 200, y: 200, name: "", scope: null, uncaught: false, wires: [["caught"]] },
+      { id: "caught", type: "helper", z: "f1", x: 400, y: 200, wires: [] },
+    ];
+    await helper.load([archiveNode, targetNode, uploadNode, verifyNode], flow);
+    const statuses: Record<string, Msg[]> = { up: [], verify: [] };
+    for (const id of ["up", "verify"]) {
+      const node = helper.getNode(id);
+      const original = node.status;
+      node.status = function (s: Msg) {
+        statuses[id].push(s);
+        return original.call(this, s);
+      };
+    }
+    const ended: Msg[] = [];
+    helper.getNode("out").on("input", (m: Msg) => ended.push({ ok: m.payload }));
+    helper.getNode("caught").on("input", (m: Msg) => ended.push({ error: m.error }));
+    const run = async (id: string) => {
+      const n = ended.length;
+      helper.getNode(id).receive({ payload: "go" });
+      await waitFor(`the ${id} run to end`, () => (ended.length > n ? ended.at(-1) : undefined));
+      return ended.at(-1);
+    };
+    assert.ok((await run("up")).ok, "the offsite copy of this archive ran");
+    assert.ok((await run("verify")).ok, "the scrub of this archive ran");
+
+    unmount(at);
+    await anotherArchiveDisk();
+    const before = { other: listing(at), offsite: listing(offsite) };
+    for (const id of ["up", "verify"]) {
+      const end = await run(id);
+      assert.equal(end.error?.source?.id, id, `${id}: ${util.inspect(end)}`);
+      assert.match(end.error.message, /holds archive "other" .* Nothing was written/s);
+      assert.deepEqual(statuses[id].at(-1), { fill: "red", shape: "ring", text: "ANOTHER ARCHIVE HERE (wrong disk?)" });
+    }
+    await helper.getNode("arc").health();
+    assert.deepEqual(listing(at), before.other, "nothing was written to the other archive");
+    assert.deepEqual(listing(offsite), before.offsite, "nothing of the other archive went offsite");
   });
 
   it("a stale copy of the archive on the root disk: ARCHIVE DISK CHANGED, critical, caught", async () => {

@@ -28,19 +28,20 @@ export = (RED: NodeAPI) => {
     // Remembers the archive opened at this path, so that an unplugged disk's empty mount point is never taken for a new archive.
     const userDir = (RED.settings as { userDir?: string }).userDir;
     const knownDir = userDir ? path.join(userDir, "tick-backup") : undefined;
-    this.open = () =>
-      (opening ??= Archive.open(def.path, { name: this.archiveName, knownDir }).catch((err) => {
+    // Every open proves the archive is still in its place (the same archive, on the same disk), so
+    // that no run reads or writes another disk's archive mounted at the path while Node-RED ran.
+    this.open = async () => {
+      const archive = await (opening ??= Archive.open(def.path, { name: this.archiveName, knownDir }).catch((err) => {
         opening = undefined; // a disk plugged in later gets another chance
         throw err;
       }));
-    // Health and alerts read and keep their state in an archive that exists; only a run creates one.
-    // And only in this archive, in its place: never in another disk's archive mounted at the path,
-    // nor in a stale copy on the system disk.
-    this.openExisting = async () => {
-      if (!(await exists(path.join(def.path || "/nonexistent", STATE_DIR, "archive.json")))) throw new BackupError("ARCHIVE_NOT_FOUND", `no archive at ${def.path} yet`);
-      const archive = await this.open();
       await archive.checkPlace();
       return archive;
+    };
+    // Health and alerts read and keep their state in an archive that exists; only a run creates one.
+    this.openExisting = async () => {
+      if (!(await exists(path.join(def.path || "/nonexistent", STATE_DIR, "archive.json")))) throw new BackupError("ARCHIVE_NOT_FOUND", `no archive at ${def.path} yet`);
+      return this.open();
     };
     const outcomes = new EventEmitter();
     outcomes.setMaxListeners(0);

@@ -9,12 +9,12 @@ import type { HealthSnapshot, ProblemReason } from "../../lib/health/snapshot";
 export interface BackupArchiveNode extends Node {
   archiveName: string;
   archivePath: string;
-  /** opens the archive on first use (the disk may be plugged in after Node-RED started) */
-  open(): Promise<Archive>;
   /**
-   * Opens the archive only if it has been created (by a run) and is in its place (checkPlace): what
-   * health and alerts use, so that they never create one, nor read or write another disk's.
+   * Opens the archive on first use (the disk may be plugged in after Node-RED started); every call
+   * proves it is still in its place (checkPlace): not another disk's archive, not a stale copy.
    */
+  open(): Promise<Archive>;
+  /** opens the archive only if it has been created (by a run): what health and alerts use, so that they never create one */
   openExisting(): Promise<Archive>;
   /**
    * Every node hands each run's outcome here: its report when the run ended, or a failure when it
