@@ -416,6 +416,16 @@ describe("alert: the alerter over time, with a restart in the middle", function 
     await a.tick();
     assert.deepEqual(events.map((e) => e.event), ["opened", "resolved"]);
 
+    // An error of no node and no topic (a message of one's own) can be ended too.
+    await a.input({ error: { message: "the feed looks odd" } });
+    await a.input({ topic: "feed", ok: false, payload: "the feed stopped" });
+    assert.deepEqual(events.slice(2).map((e) => [e.event, e.key]), [["opened", "topic:error"], ["opened", "topic:feed"]]);
+    await a.input({ topic: "error", ok: true });
+    clock.tick(5 * MIN);
+    await a.tick();
+    assert.deepEqual(events.slice(4).map((e) => [e.event, e.key]), [["resolved", "topic:error"]]);
+    assert.equal(a.open, 1, "the other check stays open");
+
     await a.input({ ping: "start" });
     await a.pulled(true, "pull ok");
     await a.pulled(false, "connect refused");

@@ -31,6 +31,9 @@ function groupOf(code: string): string {
   return code === "DISK_LOW" || code === "DISK_CRITICAL" ? "DISK" : code;
 }
 
+/** The check an error message of no node and no topic belongs to. */
+export const UNNAMED_ERROR = "error";
+
 /** What a message sent to the alert node means. */
 export type InputMeaning =
   | { kind: "fail"; check: Check }
@@ -46,8 +49,9 @@ export function meaningOf(msg: Record<string, unknown>): InputMeaning {
   if (error && typeof error === "object") {
     const id = typeof error.source?.id === "string" ? error.source.id : undefined;
     const name = [error.source?.name, error.source?.type].find((v): v is string => typeof v === "string" && v !== "");
+    // An error of no node and no topic (a message of one's own) is the check "error": `{topic: "error", ok: true}` ends it.
     const check: Check = {
-      key: id ? `node:${id}` : topic ? `topic:${topic}` : "input",
+      key: id ? `node:${id}` : `topic:${topic ?? UNNAMED_ERROR}`,
       code: typeof error.code === "string" && error.code !== "" ? error.code : "NODE_ERROR",
       message: typeof error.message === "string" && error.message !== "" ? error.message : "an error without a message",
       origin: "input",
