@@ -11,6 +11,7 @@ import { startSshd, type Sshd } from "./support/sshd";
 import { Recorder, startAedes, type Credentials } from "./support/brokers";
 import { freePort } from "./support/net";
 import { tempDir, write } from "./support/tree";
+import { waitFor } from "./support/wait";
 import { discoveryMessages } from "../lib/health/discovery";
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -143,7 +144,7 @@ describe("nodes: ha-mqtt + backup-archive publish health to Home Assistant", fun
     const port = await freePort();
     const { remoteDir, archivePath } = fixture();
     const l = await load(flow({ broker: `mqtt://127.0.0.1:${port}`, archivePath, remoteDir }));
-    await new Promise((r) => setTimeout(r, 400)); // the first connection attempt has failed by now
+    await waitFor("the first connection attempt to fail", () => helper.getNode("arc").haNote());
     const report = await runPull(l);
     assert.equal(report.problems.length, 0);
     assert.equal(fs.readFileSync(path.join(archivePath, "EURUSD/2026-11-26.csv"), "utf8"), "t,bid,ask\n2,1.1,1.2\n", "the backup went on");
