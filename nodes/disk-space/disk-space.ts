@@ -5,7 +5,8 @@ import type { FsIdentity } from "../../lib/archive/filesystem";
 import { blankDiskReport, checkDisk, type DiskReport } from "../../lib/disk/check";
 import { parseThresholds, type ThresholdFields } from "../../lib/disk/space";
 import { BackupError, ConfigError } from "../../lib/errors";
-import { BUSY_PROBLEM, formatBytes, progressStatus, recordOutcome, reportFailure, runGuard, withHaNote } from "../shared/node-helpers";
+import { formatBytes } from "../shared/node-helpers";
+import { serveRuns } from "../shared/serve-runs";
 import type { BackupArchiveNode } from "../shared/types";
 
 interface DiskSpaceDef extends NodeDef, ThresholdFields {
@@ -17,20 +18,16 @@ export = (RED: NodeAPI) => {
   RED.nodes.registerType("disk-space", function (this: Node, def: DiskSpaceDef) {
     RED.nodes.createNode(this, def);
     const archive = RED.nodes.getNode(def.archive) as BackupArchiveNode | null;
-    const guard = runGuard();
     const seen = new Map<string, FsIdentity>();
 
-    this.on("input", (msg, send, done) => {
-      if (guard.busy) {
-        const busy = blankDiskReport(archive?.archiveName ?? "", archive?.archivePath ?? "");
-        send({ ...msg, payload: { ...busy, busy: true, problems: [BUSY_PROBLEM] } });
-        done();
-        return;
-      }
-      guard.run(async () => {
+    serveRuns(this, {
+      kind: "disk",
+      archive,
+      blank: () => blankDiskReport(archive?.archiveName ?? "", archive?.archivePath ?? ""),
+      run: async (_msg, { progress }) => {
         if (!archive) throw new ConfigError("no backup-archive configured");
-        this.status(progressStatus("checking"));
-        const report = await checkDisk({
+        progress("checking", true);
+        return checkDisk({
           archiveName: archive.archiveName,
           archivePath: archive.archivePath,
           open: () => archive.open(),
@@ -38,16 +35,10 @@ export = (RED: NodeAPI) => {
           thresholds: parseThresholds(def),
           seen,
         });
-        this.status(withHaNote(statusOf(report), archive));
-        recordOutcome(archive, this, "disk", { report });
-        send({ ...msg, payload: report });
-        // Warnings reach the archive node's listeners (and so the alert node); a critical disk also reaches catch nodes.
-        if (report.level === "critical") done(new BackupError(report.problems[0]?.code ?? "DISK_CRITICAL", report.problems.map((p) => p.message).join("; ")));
-        else done();
-      })?.catch((err) => {
-        recordOutcome(archive, this, "disk", { error: err });
-        reportFailure(this, err, done);
-      });
+      },
+      status: statusOf,
+      // Warnings reach the archive node's listeners (and so the alert node); a critical disk also reaches catch nodes.
+      failure: (report) => (report.level === "critical" ? new BackupError(report.problems[0]?.code ?? "DISK_CRITICAL", report.problems.map((p) => p.message).join("; ")) : undefined),
     });
   });
 };

@@ -4,10 +4,11 @@ import { scrub } from "../../lib/verify/scrub";
 import { originCheck, type PulledFileRef } from "../../lib/verify/origin-check";
 import { blankVerifyReport, type VerifyMode, type VerifyProgress, type VerifyReport } from "../../lib/verify/report";
 import { BackupError, ConfigError } from "../../lib/errors";
-import { BUSY_PROBLEM, formatBytes, formatDuration, progressStatus, recordOutcome, reportFailure, runGuard, stopOnClose, withHaNote } from "../shared/node-helpers";
+import { formatBytes, formatDuration } from "../shared/node-helpers";
+import { serveRuns } from "../shared/serve-runs";
 import type { BackupArchiveNode, OffsiteTargetNode, SftpServerNode } from "../shared/types";
 import { createTarget } from "../../lib/offsite";
-import { drill, TargetSource } from "../../lib/restore";
+import { drill, TargetSource, type DrillReport } from "../../lib/restore";
 
 interface HashVerifyDef extends NodeDef {
   archive: string;
@@ -28,61 +29,47 @@ export = (RED: NodeAPI) => {
     const server = def.server ? (RED.nodes.getNode(def.server) as SftpServerNode | null) : null;
     const target = def.target ? (RED.nodes.getNode(def.target) as OffsiteTargetNode | null) : null;
     const credentials = this.credentials as { identity?: string } | undefined;
-    const guard = runGuard();
-    let stop = new AbortController();
 
-    this.on("input", (msg, send, done) => {
-      const mode = modeOf(msg, def);
-      if (guard.busy) {
-        send({ ...msg, payload: { ...blankVerifyReport(archive?.archiveName ?? "", mode as VerifyMode), busy: true, problems: [BUSY_PROBLEM] } });
-        done();
-        return;
-      }
-      guard.run(async () => {
+    serveRuns(this, {
+      kind: "verify",
+      archive,
+      blank: (msg) => blankVerifyReport(archive?.archiveName ?? "", modeOf(msg, def) as VerifyMode),
+      run: async (msg, { signal, progress }) => {
+        const mode = modeOf(msg, def);
         if (!archive) throw new ConfigError("no backup-archive configured");
         if (!MODES.includes(mode)) throw new ConfigError(`mode must be origin, scrub, full or drill, got ${JSON.stringify(mode)}`);
         if (def.server && !server) throw new ConfigError("the sftp-server set on this node does not exist");
-        stop = new AbortController();
-        let lastStatus = 0;
-        const onProgress = (p: VerifyProgress) => {
-          if (Date.now() - lastStatus < 250) return;
-          lastStatus = Date.now();
-          this.status(progressStatus(progressText(mode, p)));
-        };
-        this.status(progressStatus(mode === "origin" ? "asking server" : "listing"));
-        const common = { archive: await archive.open(), server: server?.config(), signal: stop.signal, onProgress };
+        const onProgress = (p: VerifyProgress) => progress(progressText(mode, p));
+        progress(mode === "origin" ? "asking server" : "listing", true);
+        const common = { archive: await archive.open(), server: server?.config(), signal, onProgress };
         const pulled = msg.payload as { kind?: string; remoteDir?: string; files?: PulledFileRef[] } | undefined;
         const remoteDir = def.remoteDir || pulled?.remoteDir || "/";
-        let report: VerifyReport | Awaited<ReturnType<typeof drill>>;
         if (mode === "drill") {
           if (!target) throw new ConfigError("drill mode restores a sample from an offsite target: set one on this node");
           const source = new TargetSource(createTarget(target.config()), credentials?.identity || undefined);
+          let report: DrillReport;
           try {
-            report = await drill({ archive: archive.archiveName, sources: [source], files: wholeSetting(def.sample, 10, 100_000, "the drill sample (files)"), signal: stop.signal, onProgress: (p) => onProgress({ phase: "hashing", files: p.files, filesTotal: p.filesTotal, bytes: p.bytes, bytesTotal: p.bytesTotal, elapsedMs: 0 }) });
+            report = await drill({ archive: archive.archiveName, sources: [source], files: wholeSetting(def.sample, 10, 100_000, "the drill sample (files)"), signal, onProgress: (p) => onProgress({ phase: "hashing", files: p.files, filesTotal: p.filesTotal, bytes: p.bytes, bytesTotal: p.bytesTotal, elapsedMs: 0 }) });
           } finally {
             await source.close().catch(() => undefined);
           }
           if (report.counts.checked === 0) report.problems.push({ code: "DRILL_EMPTY", message: `the drill restored nothing from ${target.targetName}: nothing uploaded there yet?` });
-        } else if (mode === "origin") {
-          if (!pulled || !Array.isArray(pulled.files)) throw new ConfigError("origin mode checks the files of a pull report: wire it after sftp-pull (msg.payload.files)");
-          report = await originCheck({ ...common, remoteDir, files: pulled.files });
-        } else {
-          report = await scrub({ ...common, mode: mode as "scrub" | "full", partitions: wholeSetting(def.partitions, 7, 10_000, "partitions"), remoteDir });
+          return report;
         }
-        this.status(withHaNote(summaryStatus(report), archive));
-        recordOutcome(archive, this, "verify", { report });
-        send({ ...msg, payload: report });
+        if (mode === "origin") {
+          if (!pulled || !Array.isArray(pulled.files)) throw new ConfigError("origin mode checks the files of a pull report: wire it after sftp-pull (msg.payload.files)");
+          return originCheck({ ...common, remoteDir, files: pulled.files });
+        }
+        return scrub({ ...common, mode: mode as "scrub" | "full", partitions: wholeSetting(def.partitions, 7, 10_000, "partitions"), remoteDir });
+      },
+      status: summaryStatus,
+      failure: (report) => {
         const bad = report.mismatches.length + report.missing.length;
-        if (report.mode === "drill" && report.problems.length > 0) done(new BackupError("DRILL_FAILED", `drill: ${report.problems.slice(0, 3).map((p) => p.message).join("; ")}`));
-        else if (bad > 0) done(new BackupError("VERIFY_FAILED", `verify found ${report.mismatches.length} mismatched and ${report.missing.length} missing file(s): ${[...report.mismatches, ...report.missing].slice(0, 3).join(", ")}`));
-        else done();
-      })?.catch((err) => {
-        if (!stop.signal.aborted) recordOutcome(archive, this, "verify", { error: err });
-        reportFailure(this, err, done, stop.signal.aborted);
-      });
+        if (report.mode === "drill" && report.problems.length > 0) return new BackupError("DRILL_FAILED", `drill: ${report.problems.slice(0, 3).map((p) => p.message).join("; ")}`);
+        if (bad > 0) return new BackupError("VERIFY_FAILED", `verify found ${report.mismatches.length} mismatched and ${report.missing.length} missing file(s): ${[...report.mismatches, ...report.missing].slice(0, 3).join(", ")}`);
+        return undefined;
+      },
     });
-
-    stopOnClose(this, guard, () => stop.abort());
   }, { credentials: { identity: { type: "password" } } });
 };
 
@@ -106,7 +93,7 @@ function progressText(mode: string, p: VerifyProgress): string {
   return `${mode} ${pct}% · ${formatBytes(rate)}/s`;
 }
 
-function summaryStatus(r: VerifyReport | Awaited<ReturnType<typeof drill>>) {
+function summaryStatus(r: VerifyReport | DrillReport) {
   const bad = r.mismatches.length + r.missing.length;
   if (r.mode === "drill") {
     const text = `drill ${r.counts.ok}/${r.counts.checked} ok · ${formatBytes(r.bytes)} · ${formatDuration(r.durationMs)}`;

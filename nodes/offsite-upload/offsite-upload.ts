@@ -2,7 +2,8 @@
 import type { NodeAPI, Node, NodeDef } from "node-red";
 import { createTarget, uploadOffsite, type OffsiteProgress, type OffsiteReport } from "../../lib/offsite";
 import { ConfigError } from "../../lib/errors";
-import { BUSY_PROBLEM, formatBytes, formatDuration, numberOr, problemsError, progressStatus, recordOutcome, reportFailure, runGuard, stopOnClose, withHaNote } from "../shared/node-helpers";
+import { formatBytes, formatDuration, numberOr, problemsError } from "../shared/node-helpers";
+import { serveRuns } from "../shared/serve-runs";
 import type { BackupArchiveNode, OffsiteTargetNode } from "../shared/types";
 
 interface OffsiteUploadDef extends NodeDef {
@@ -18,27 +19,21 @@ export = (RED: NodeAPI) => {
     RED.nodes.createNode(this, def);
     const archive = RED.nodes.getNode(def.archive) as BackupArchiveNode | null;
     const targetNode = RED.nodes.getNode(def.target) as OffsiteTargetNode | null;
-    const guard = runGuard();
-    let stop = new AbortController();
 
-    this.on("input", (msg, send, done) => {
-      if (guard.busy) {
+    serveRuns(this, {
+      kind: "offsite",
+      archive,
+      blank: () => {
         const now = new Date().toISOString();
-        const busy = { kind: "offsite", archive: archive?.archiveName ?? "", startedAt: now, finishedAt: now, durationMs: 0, busy: true, problems: [BUSY_PROBLEM] };
-        send({ ...msg, payload: busy });
-        done();
-        return;
-      }
-      guard.run(async () => {
+        return { kind: "offsite", archive: archive?.archiveName ?? "", startedAt: now, finishedAt: now, durationMs: 0, problems: [] };
+      },
+      run: async (_msg, { signal, progress }) => {
         if (!archive) throw new ConfigError("no backup-archive configured");
         if (!targetNode) throw new ConfigError("no offsite-target configured");
-        stop = new AbortController();
-        this.status(progressStatus("connecting"));
+        progress("connecting", true);
         const target = createTarget(targetNode.config());
-        let lastStatus = 0;
-        let report: OffsiteReport;
         try {
-          report = await uploadOffsite({
+          return await uploadOffsite({
             archive: await archive.open(),
             target,
             targetName: targetNode.targetName,
@@ -47,28 +42,16 @@ export = (RED: NodeAPI) => {
             bwLimitKBps: numberOr(def.bwLimitKBps, 0),
             includeLive: Boolean(def.includeLive),
             encryptTo: targetNode.encryptTo,
-            signal: stop.signal,
-            onProgress: (p) => {
-              if (Date.now() - lastStatus < 250 && p.filesDone < p.filesTotal) return;
-              lastStatus = Date.now();
-              this.status(progressStatus(progressText(p)));
-            },
+            signal,
+            onProgress: (p) => progress(progressText(p), p.filesDone >= p.filesTotal),
           });
         } finally {
           await target.close();
         }
-        this.status(withHaNote(summaryStatus(report), archive));
-        recordOutcome(archive, this, "offsite", { report });
-        send({ ...msg, payload: report });
-        if (report.problems.length > 0) done(problemsError("OFFSITE_PROBLEMS", "offsite upload", report.problems));
-        else done();
-      })?.catch((err) => {
-        if (!stop.signal.aborted) recordOutcome(archive, this, "offsite", { error: err });
-        reportFailure(this, err, done, stop.signal.aborted);
-      });
+      },
+      status: summaryStatus,
+      failure: (report) => (report.problems.length > 0 ? problemsError("OFFSITE_PROBLEMS", "offsite upload", report.problems) : undefined),
     });
-
-    stopOnClose(this, guard, () => stop.abort());
   });
 };
 

@@ -4,7 +4,8 @@ import { blankPullReport, pull, type PullProgress, type PullReport } from "../..
 import { describeServer } from "../../lib/sftp/connect";
 import { parseGlobs } from "../../lib/sftp/plan";
 import { ConfigError } from "../../lib/errors";
-import { BUSY_PROBLEM, formatBytes, formatDuration, numberOr, problemsError, progressStatus, recordOutcome, reportFailure, runGuard, stopOnClose, withHaNote } from "../shared/node-helpers";
+import { formatBytes, formatDuration, numberOr, problemsError } from "../shared/node-helpers";
+import { serveRuns } from "../shared/serve-runs";
 import type { BackupArchiveNode, SftpServerNode } from "../shared/types";
 
 interface SftpPullDef extends NodeDef {
@@ -24,23 +25,17 @@ export = (RED: NodeAPI) => {
     RED.nodes.createNode(this, def);
     const server = RED.nodes.getNode(def.server) as SftpServerNode | null;
     const archive = RED.nodes.getNode(def.archive) as BackupArchiveNode | null;
-    const guard = runGuard();
-    let stop = new AbortController();
 
-    this.on("input", (msg, send, done) => {
-      if (guard.busy) {
-        const busy = blankPullReport(archive?.archiveName ?? "", server ? describeServer(server.config()) : "", def.remoteDir || "/");
-        send({ ...msg, payload: { ...busy, busy: true, problems: [BUSY_PROBLEM] } });
-        done();
-        return;
-      }
-      guard.run(async () => {
+    // A stop leaves partial files resumable, whether or not the run reached a safe point in time.
+    serveRuns(this, {
+      kind: "pull",
+      archive,
+      blank: () => blankPullReport(archive?.archiveName ?? "", server ? describeServer(server.config()) : "", def.remoteDir || "/"),
+      run: async (_msg, { signal, progress }) => {
         if (!server) throw new ConfigError("no sftp-server configured");
         if (!archive) throw new ConfigError("no backup-archive configured");
-        stop = new AbortController();
-        this.status(progressStatus("connecting"));
-        let lastStatus = 0;
-        const report = await pull({
+        progress("connecting", true);
+        return pull({
           server: server.config(),
           archive: await archive.open(),
           remoteDir: def.remoteDir || "/",
@@ -50,26 +45,13 @@ export = (RED: NodeAPI) => {
           maxAgeDays: numberOr(def.maxAgeDays, 0),
           concurrency: Math.max(1, numberOr(def.concurrency, 8)),
           bwLimitKBps: numberOr(def.bwLimitKBps, 0),
-          signal: stop.signal,
-          onProgress: (p) => {
-            if (Date.now() - lastStatus < 250 && p.filesDone < p.filesTotal) return;
-            lastStatus = Date.now();
-            this.status(progressStatus(progressText(p)));
-          },
+          signal,
+          onProgress: (p) => progress(progressText(p), p.filesDone >= p.filesTotal),
         });
-        this.status(withHaNote(summaryStatus(report), archive));
-        recordOutcome(archive, this, "pull", { report });
-        send({ ...msg, payload: report });
-        if (report.problems.length > 0) done(problemsError("PULL_PROBLEMS", "pull", report.problems));
-        else done();
-      })?.catch((err) => {
-        if (!stop.signal.aborted) recordOutcome(archive, this, "pull", { error: err });
-        reportFailure(this, err, done, stop.signal.aborted);
-      });
+      },
+      status: summaryStatus,
+      failure: (report) => (report.problems.length > 0 ? problemsError("PULL_PROBLEMS", "pull", report.problems) : undefined),
     });
-
-    // Partial files stay resumable whether or not the run reaches a safe point in time.
-    stopOnClose(this, guard, () => stop.abort());
   });
 };
 
