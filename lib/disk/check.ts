@@ -1,6 +1,7 @@
 import type { Archive } from "../archive/archive";
 import type { FsIdentity } from "../archive/filesystem";
 import { readHistory } from "../archive/history";
+import type { Problem } from "../report";
 import * as path from "node:path";
 import { BackupError, ConfigError } from "../errors";
 import { levelOf, measurePath, worst, type Level, type PathSpace, type Thresholds } from "./space";
@@ -19,11 +20,6 @@ export interface DiskCheckOptions {
   utc?: boolean;
 }
 
-export interface DiskProblem {
-  code: string;
-  message: string;
-  path?: string;
-}
 
 /** The disk-space node's `msg.payload`. */
 export interface DiskReport {
@@ -36,7 +32,7 @@ export interface DiskReport {
   archiveDisk: Omit<PathSpace, "filesystem"> & { level: Level };
   extra: Array<Omit<PathSpace, "filesystem"> & { level: Level }>;
   volume: VolumeStats | null;
-  problems: DiskProblem[];
+  problems: Problem[];
 }
 
 /** Errors that mean "the archive is not where it should be": a state of the disk to report, not a failed check. */

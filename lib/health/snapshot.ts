@@ -2,17 +2,14 @@
 // much is there, how many copies does each file have, and is anything wrong. Built from the runs'
 // reports (the report contract) and from the catalog; plain JSON so that it can be saved and sent.
 import type { FileRecord } from "../archive/catalog";
+import type { RunOutcome, RunReport } from "../report";
 
-/** What a node tells its archive after a run (the shape of nodes/shared/types.ts RunOutcome). */
-export interface HealthOutcome {
-  kind: string;
-  source: string;
-  ok: boolean;
-  at: string;
-  /** the run's report (the report contract); its kind-specific fields are read defensively */
-  report?: { kind: string; finishedAt?: string; problems?: Array<{ code: string; message: string; path?: string }> };
-  error?: { code: string; message: string };
-}
+/**
+ * What a node tells its archive after a run (a RunOutcome), read as it may come: from a node of
+ * another version, or saved long ago. So only `kind` of the report is counted on; its other
+ * fields, the kind-specific ones too, are read defensively.
+ */
+export type HealthOutcome = Omit<RunOutcome, "report"> & { report?: Partial<RunReport> & { kind: string } };
 
 /** The last outcome of one node (several nodes of one kind are told apart by source). */
 export interface RunSummary {

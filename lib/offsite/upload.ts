@@ -3,6 +3,7 @@ import * as fsp from "node:fs/promises";
 import * as path from "node:path";
 import { Readable } from "node:stream";
 import type { Archive } from "../archive/archive";
+import type { Problem } from "../report";
 import type { FileRecord } from "../archive/catalog";
 import { writeFileAtomic } from "../archive/fsutil";
 import { Aborted, BackupError, messageOf } from "../errors";
@@ -62,7 +63,7 @@ export interface OffsiteReport {
   encrypted: boolean;
   counts: { uploaded: number; pending: number; failed: number; skipped: number; live: number };
   bytes: number;
-  problems: Array<{ code: string; message: string; path?: string }>;
+  problems: Problem[];
 }
 
 const DAY = 86_400_000;

@@ -1,5 +1,6 @@
 import { setMaxListeners } from "node:events";
 import type { Archive } from "../archive/archive";
+import type { Problem } from "../report";
 import type { Catalog, FileRecord } from "../archive/catalog";
 import type { FsProfile } from "../archive/fs-probe";
 import { BackupError, isRetryable, messageOf } from "../errors";
@@ -47,11 +48,7 @@ export interface PulledFile {
   storedPath?: string;
 }
 
-export interface Problem {
-  code: string;
-  message: string;
-  path?: string;
-}
+export type { Problem } from "../report";
 
 /** The pull node's `msg.payload`: what a run did, in plain JSON. */
 export interface PullReport {

@@ -1,4 +1,4 @@
-import type { Problem } from "../sftp/pull";
+import type { Problem } from "../report";
 
 export type VerifyMode = "origin" | "scrub" | "full";
 

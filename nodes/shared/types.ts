@@ -4,6 +4,7 @@ import type { ServerConfig } from "../../lib/sftp/connect";
 import type { HaLink } from "../../lib/health/ha-link";
 import type { TargetConfig } from "../../lib/offsite";
 import type { HealthSnapshot, ProblemReason } from "../../lib/health/snapshot";
+import type { RunOutcome } from "../../lib/report";
 
 /** What other nodes may use of a `backup-archive` config node. */
 export interface BackupArchiveNode extends Node {
@@ -33,26 +34,7 @@ export interface BackupArchiveNode extends Node {
   onHealth(listener: (snapshot: HealthSnapshot, problems: ProblemReason[]) => void): () => void;
 }
 
-/** A report is a plain JSON object with at least these fields (`kind`: pull, verify, disk, offsite, drill…). */
-export interface RunReport {
-  kind: string;
-  archive: string;
-  startedAt: string;
-  finishedAt: string;
-  problems: Array<{ code: string; message: string; path?: string }>;
-}
-
-/** What one run of a node came to: `ok` is false when the run failed or its report lists problems. */
-export interface RunOutcome {
-  kind: string;
-  /** the node that ran (its id), so that several nodes of one kind are told apart */
-  source: string;
-  ok: boolean;
-  at: string;
-  report?: RunReport;
-  /** the failure when the run did not produce a report */
-  error?: { code: string; message: string };
-}
+export type { RunReport, RunOutcome } from "../../lib/report";
 
 export interface SftpServerCredentials {
   password?: string;
