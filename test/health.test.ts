@@ -69,10 +69,11 @@ function offsiteOutcome(finishedAt: string, failed: number, state: "online" | "o
 }
 
 /** One verified offsite copy, as offsite-upload records it (only its presence counts here). */
-const COPY = { at: "2026-11-26T00:00:00.000Z", sha256: "1", key: "k", size: 1 };
+const SHA = "0".repeat(64);
+const COPY = { at: "2026-11-26T00:00:00.000Z", sha256: SHA, key: "k", size: 1 };
 
 function record(p: string, extra: Partial<FileRecord> & { copies?: Record<string, unknown> } = {}): FileRecord {
-  return { path: p, size: 1000, mtime: 1, sha256: "0".repeat(64), state: "final", firstPulledAt: T0, pulledAt: T0, ...extra } as FileRecord;
+  return { path: p, size: 1000, mtime: 1, sha256: SHA, state: "final", firstPulledAt: T0, pulledAt: T0, ...extra } as FileRecord;
 }
 
 describe("health snapshot", function () {
@@ -139,11 +140,13 @@ describe("health snapshot", function () {
       record("c", { copies: { b2: COPY, usb: COPY } }),
       record("d", { copies: { b2: COPY, usb: COPY, drive: COPY } }),
       record("e", { versions: [old] }),
+      // rewritten since its copy went to usb: that copy holds other bytes, so two copies, not three
+      record("f", { copies: { b2: COPY, usb: { ...COPY, sha256: "1".repeat(64) } } }),
     ], new Date(T0));
-    assert.deepEqual(figures.copies, { one: 2, two: 1, threePlus: 2 });
-    assert.equal(figures.files, 5);
-    assert.equal(figures.bytes, 5000);
-    assert.deepEqual([figures.live, figures.final], [1, 4]);
+    assert.deepEqual(figures.copies, { one: 2, two: 2, threePlus: 2 });
+    assert.equal(figures.files, 6);
+    assert.equal(figures.bytes, 6000);
+    assert.deepEqual([figures.live, figures.final], [1, 5]);
     assert.equal(figures.rewrittenRecently, 0, "a rewrite kept eight days ago is no longer a problem");
   });
 

@@ -34,10 +34,21 @@ export interface FileRecord {
   verifiedAt?: string;
   /** what it found: "suspect" while the server's hash disagrees with the download's */
   verifyResult?: "ok" | "mismatch" | "missing" | "suspect";
-  /** verified copies on offsite targets, by target id (a file's copies = 1 + the entries here) */
+  /** verified copies on offsite targets, by target id; only those of the current content count (currentCopies) */
   copies?: Record<string, OffsiteCopy>;
   /** where the file is stored, archive-relative, when that differs from `path` (a name the disk cannot hold: names.ts) */
   storedPath?: string;
+}
+
+/**
+ * The offsite targets that hold the record's current content: a copy of older bytes (the file grew
+ * or was rewritten since) would restore other bytes, so it is no copy of this file. A file's copies
+ * are the archive's plus these.
+ */
+export function currentCopies(record: Pick<FileRecord, "sha256" | "copies">): string[] {
+  return Object.entries(record.copies ?? {})
+    .filter(([, copy]) => copy.sha256 === record.sha256)
+    .map(([id]) => id);
 }
 
 /** The archive-relative path of a record's bytes: what every reader of the archive opens (localPath(root, storedPathOf(r))). */

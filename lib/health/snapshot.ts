@@ -1,7 +1,7 @@
 // The health of one archive as a person asks about it: when did each kind of copy last succeed, how
 // much is there, how many copies does each file have, and is anything wrong. Built from the runs'
 // reports (the report contract) and from the catalog; plain JSON so that it can be saved and sent.
-import type { FileRecord } from "../archive/catalog";
+import { currentCopies, type FileRecord } from "../archive/catalog";
 import type { RunOutcome, RunReport } from "../report";
 
 /**
@@ -139,8 +139,8 @@ export function catalogFigures(records: Iterable<FileRecord>, now = new Date()):
     f.bytes += r.size;
     if (r.state === "live") f.live++;
     else f.final++;
-    const extra = r as FileRecord & { copies?: Record<string, unknown>; verifyResult?: string };
-    const copies = 1 + Object.keys(extra.copies ?? {}).length;
+    const extra = r as FileRecord & { verifyResult?: string };
+    const copies = 1 + currentCopies(r).length;
     if (copies >= 3) f.copies.threePlus++;
     else if (copies === 2) f.copies.two++;
     else f.copies.one++;

@@ -4,7 +4,7 @@ import * as path from "node:path";
 import { Readable } from "node:stream";
 import type { Archive } from "../archive/archive";
 import type { Problem } from "../report";
-import type { FileRecord } from "../archive/catalog";
+import { currentCopies, type FileRecord } from "../archive/catalog";
 import { writeFileAtomic } from "../archive/fsutil";
 import { Aborted, BackupError, messageOf } from "../errors";
 import { Throttle } from "../sftp/throttle";
@@ -196,7 +196,7 @@ export interface FileContext {
 
 /** A final file not yet recorded on this target with its current content. */
 function needsCopy(r: FileRecord, id: string | undefined): boolean {
-  return r.state === "final" && (id === undefined || r.copies?.[id]?.sha256 !== r.sha256);
+  return r.state === "final" && (id === undefined || !currentCopies(r).includes(id));
 }
 
 /**

@@ -2,7 +2,7 @@ import * as fs from "node:fs/promises";
 import * as path from "node:path";
 import * as lockfile from "proper-lockfile";
 import { LOCK_STALE_MS, type Archive } from "../archive/archive";
-import { storedPathOf, type Catalog, type FileRecord } from "../archive/catalog";
+import { currentCopies, storedPathOf, type Catalog, type FileRecord } from "../archive/catalog";
 import { Aborted, ConfigError, messageOf } from "../errors";
 import { connect, type ServerConfig, type SftpSession } from "../sftp/connect";
 import { HashWorker, hashFiles, type HashResult } from "./hasher";
@@ -250,7 +250,7 @@ async function handleDamage(
     }
   }
   // Only copies of the content the catalog holds now: an older copy of a grown or rewritten file would restore other bytes.
-  const copies = Object.entries(record.copies ?? {}).filter(([, c]) => c.sha256 === record.sha256).map(([id]) => id);
+  const copies = currentCopies(record);
   const from = copies.length > 0 ? `restore it from offsite copy ${copies.join(", ")}` : "no other copy is recorded";
   report.problems.push({ code: "ARCHIVE_DAMAGED", path: rel, message: `${what}; ${why}; ${from}` });
   return marks;
