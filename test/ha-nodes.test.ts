@@ -12,6 +12,7 @@ import { Recorder, startAedes, type Credentials } from "./support/brokers";
 import { freePort } from "./support/net";
 import { tempDir, write } from "./support/tree";
 import { waitFor } from "./support/wait";
+import sinon from "sinon";
 import { discoveryMessages } from "../lib/health/discovery";
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -192,6 +193,35 @@ describe("nodes: ha-mqtt + backup-archive publish health to Home Assistant", fun
       broker = await startAedes({ port, credentials: CREDS });
       await assertRetainedSoon(broker.url, "tick-backup/ticks/state", second.finishedAt);
     } finally {
+      await helper.unload();
+      await broker.stop();
+    }
+  });
+
+  it("a state the broker does not take is said once in the log; the next state goes out and clears it", async function () {
+    const broker = await startAedes({ credentials: CREDS });
+    const { remoteDir, archivePath } = fixture();
+    const l = await load(flow({ broker: broker.url, archivePath, remoteDir }));
+    const link = helper.getNode("ha").link;
+    const publishes = sinon.stub(link.client, "publishAsync").callThrough();
+    try {
+      await assertRetainedSoon(broker.url, "tick-backup/ticks/state", (await runPull(l)).finishedAt);
+      // Fault injection: the broker's client refuses the next publish (a broker that drops it, a full queue).
+      publishes.onCall(publishes.callCount).rejects(new Error("injected: the broker refused the message"));
+      write(remoteDir, "EURUSD/2026-11-27.csv", "t,bid,ask\n3,1.1,1.2\n");
+      await runPull(l);
+      const warned = () => helper.log().getCalls().filter((c: any) => c.args[0].level === 30 && /publish failed: injected: the broker refused the message/.test(c.args[0].msg));
+      await waitFor("the warning", () => warned().length === 1);
+      assert.equal(link.status.error, "publish failed: injected: the broker refused the message");
+
+      write(remoteDir, "EURUSD/2026-11-28.csv", "t,bid,ask\n4,1.1,1.2\n");
+      const third = await runPull(l);
+      await assertRetainedSoon(broker.url, "tick-backup/ticks/state", third.finishedAt);
+      await waitFor("the error cleared", () => link.status.error === undefined);
+      assert.equal(warned().length, 1, "said once");
+      assert.equal(link.status.state, "connected");
+    } finally {
+      publishes.restore();
       await helper.unload();
       await broker.stop();
     }

@@ -23,6 +23,8 @@ export interface HaLinkOptions extends HaTopicOptions {
   random?: () => number;
 }
 
+const PUBLISH_FAILED = "publish failed: ";
+
 export type HaLinkState = "connecting" | "connected" | "unreachable" | "closed";
 
 export interface HaLinkStatus {
@@ -144,8 +146,11 @@ export class HaLink extends EventEmitter {
   private send(messages: HaMessage[]): Promise<void> {
     if (!this.client.connected || messages.length === 0) return Promise.resolve();
     const sending = Promise.all(messages.map((m) => this.client.publishAsync(m.topic, m.payload, { qos: 1, retain: true })))
-      .then(() => undefined)
-      .catch((err) => this.setStatus(this.client.connected ? "connected" : "unreachable", `publish failed: ${messageOf(err)}`));
+      .then(() => {
+        // Publishing works again: a failure said before is over (the next one is said again).
+        if (this.current.state === "connected" && this.current.error?.startsWith(PUBLISH_FAILED)) this.setStatus("connected");
+      })
+      .catch((err) => this.setStatus(this.client.connected ? "connected" : "unreachable", `${PUBLISH_FAILED}${messageOf(err)}`));
     this.inFlight.add(sending);
     void sending.finally(() => this.inFlight.delete(sending));
     return sending;

@@ -39,13 +39,16 @@ export = (RED: NodeAPI) => {
         return;
       }
       let warned = false;
+      let publishFailed = false;
       this.link.on("status", (s: HaLink["status"]) => {
         // One line per change of state, not one per reconnection attempt.
         if (s.state === "connected" && s.error) {
           this.warn(`Home Assistant broker ${def.broker}: ${s.error}`);
+          publishFailed = true;
         } else if (s.state === "connected") {
-          this.log(`connected to ${def.broker}`);
+          this.log(publishFailed ? `publishing to ${def.broker} works again` : `connected to ${def.broker}`);
           warned = false;
+          publishFailed = false;
         } else if (s.state === "unreachable" && !warned) {
           this.warn(`Home Assistant broker ${def.broker} unreachable (${s.error ?? "no answer"}); retrying, backups go on`);
           warned = true;
