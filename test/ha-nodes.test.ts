@@ -215,8 +215,14 @@ describe("nodes: ha-mqtt + backup-archive publish health to Home Assistant", fun
       assert.equal(link.status.error, "publish failed: injected: the broker refused the message");
 
       write(remoteDir, "EURUSD/2026-11-28.csv", "t,bid,ask\n4,1.1,1.2\n");
+      const ha = await Recorder.connect(broker.url, ["homeassistant/#"], CREDS);
+      await ha.wait("the retained configs", () => configTopics("ticks").every((t) => ha.last(t)));
+      const mark = ha.messages.length;
       const third = await runPull(l);
       await assertRetainedSoon(broker.url, "tick-backup/ticks/state", third.finishedAt);
+      // The configs go out again too, in case the refused message was one of them.
+      await ha.wait("the configs again", () => configTopics("ticks").every((t) => ha.messages.slice(mark).some((m) => m.topic === t)));
+      await ha.close();
       await waitFor("the error cleared", () => link.status.error === undefined);
       assert.equal(warned().length, 1, "said once");
       assert.equal(link.status.state, "connected");

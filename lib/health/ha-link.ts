@@ -147,8 +147,11 @@ export class HaLink extends EventEmitter {
     if (!this.client.connected || messages.length === 0) return Promise.resolve();
     const sending = Promise.all(messages.map((m) => this.client.publishAsync(m.topic, m.payload, { qos: 1, retain: true })))
       .then(() => {
-        // Publishing works again: a failure said before is over (the next one is said again).
-        if (this.current.state === "connected" && this.current.error?.startsWith(PUBLISH_FAILED)) this.setStatus("connected");
+        // Publishing works again: a failure said before is over (the next one is said again). The
+        // states go out at every change, the configs only once: send them again, in case one was lost.
+        if (this.current.state !== "connected" || !this.current.error?.startsWith(PUBLISH_FAILED)) return;
+        this.setStatus("connected");
+        for (const entry of this.sources.values()) void this.send(entry.configs);
       })
       .catch((err) => this.setStatus(this.client.connected ? "connected" : "unreachable", `${PUBLISH_FAILED}${messageOf(err)}`));
     this.inFlight.add(sending);
