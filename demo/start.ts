@@ -1,6 +1,7 @@
 // demo/start.ts — what `npm start` runs: a tick-recording "server" (synthetic ticks behind an SFTP
 // server) and a Node-RED with this package and its example flow, all on 127.0.0.1, so the product
-// can be tried without a server of one's own. Everything lives in .demo/ (git-ignored).
+// can be tried without a server of one's own. Everything lives in .demo/ (git-ignored), or in
+// DEMO_DIR when that is set.
 import * as crypto from "node:crypto";
 import * as fs from "node:fs";
 import * as http from "node:http";
@@ -13,7 +14,7 @@ import { startTicker, writeHistory } from "./ticks";
 
 const PACKAGE = "node-red-contrib-tick-backup";
 const ROOT = projectRoot(__dirname);
-const DEMO = path.join(ROOT, ".demo");
+const DEMO = path.resolve(process.env.DEMO_DIR || path.join(ROOT, ".demo"));
 const DIRS = { server: path.join(DEMO, "server"), archive: path.join(DEMO, "archive"), offsite: path.join(DEMO, "offsite-disk"), userdir: path.join(DEMO, "userdir") };
 const SYMBOLS = ["EURUSD", "GBPUSD", "USDJPY", "XAUUSD"];
 const USERNAME = "ticks";
@@ -87,7 +88,7 @@ async function main(): Promise<void> {
     `  offsite disk      ${DIRS.offsite}  (copied after each pull; delete it to see an unplugged disk)`,
     `  alerts            the debug sidebar ("alerts"): press "test alert: fail", then "test alert: ok" (the recovery note follows 5 min later)`,
     `                    the problem entity with its reasons on the broker: tick-backup/demo/… ; channels: double-click the alert node`,
-    "  Stop with Ctrl+C. To start over, stop and delete .demo/.",
+    `  Stop with Ctrl+C. To start over, stop and delete ${rel(DEMO)}/.`,
     "",
   ].join("\n"));
 
