@@ -85,6 +85,28 @@ child.on("exit", (code) => process.exit(code ?? 1));
   return file;
 }
 
+describe("offsite targets: a failed read is not a missing object", function () {
+  this.timeout(60_000);
+
+  it("directory: a disk gone since the catalog was read, and a folder where the object should be, are failures", async () => {
+    const root = tempDir("offsite-gone-");
+    const target = createTarget({ kind: "directory", path: root });
+    assert.equal((await target.probe()).state, "online");
+    await target.put("a/b.csv", source(Buffer.from("b\n")), { mode: "final" });
+    fs.mkdirSync(path.join(root, "a", "dir.csv"));
+    const stream = await target.get("a/dir.csv");
+    await assert.rejects(readAll(stream), (err: Error & { code?: string }) => err.code === "EISDIR");
+    fs.renameSync(root, `${root}-unplugged`);
+    await assert.rejects(target.get("a/b.csv"), (err: Error & { code?: string }) => err.code === "OFFSITE_FAILED" && /disk is gone/.test(err.message));
+  });
+
+  it("s3: a host that does not resolve is a failure, not a missing object", async () => {
+    const target = createTarget({ kind: "s3", endpoint: "http://tick-backup-test.invalid:9000", bucket: BUCKET, forcePathStyle: true, accessKeyId: ACCESS_KEY, secretAccessKey: SECRET_KEY, maxAttempts: 1 });
+    await assert.rejects(target.get("EURUSD/2026-11-25.csv"), (err: Error & { code?: string }) => err.code === "OFFSITE_FAILED" && /ENOTFOUND/.test(err.message));
+    await target.close();
+  });
+});
+
 describe("offsite targets (one suite for every kind)", function () {
   this.timeout(60_000);
 
@@ -134,6 +156,12 @@ describe("offsite targets (one suite for every kind)", function () {
           assert.ok((await readAll(await target.get(key))).equals(data));
         }
         assert.equal(await target.head("EURUSD/absent.csv"), undefined);
+      });
+
+      it("says an absent key is missing (OFFSITE_MISSING) by its own signal, not by a message", async () => {
+        for (const key of ["EURUSD/absent.csv", "no/such/folder/absent.csv"]) {
+          await assert.rejects(target.get(key), (err: Error & { code?: string }) => err.code === "OFFSITE_MISSING", key);
+        }
       });
 
       it("never replaces a final object, but refreshes a replaceable one", async () => {

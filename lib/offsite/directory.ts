@@ -5,12 +5,12 @@ import { randomUUID } from "node:crypto";
 import type { Readable } from "node:stream";
 import { ConfigError } from "../errors";
 import { checkName } from "../archive/paths";
-import { createOnce, fsyncDir, NO_HARD_LINKS } from "../archive/fsutil";
+import { createOnce, exists, fsyncDir, NO_HARD_LINKS } from "../archive/fsutil";
 import { loadProfile } from "../archive/fs-probe";
 import { encodeName, POSIX_RULES, shortenName, type NameRules } from "../archive/names";
 import { hashFile } from "../archive/local-io";
 import { HashingStream, pump, sourceStreams } from "./streams";
-import { ObjectExists, ObjectMismatch, TARGET_STATE, TargetFailed, type ObjectInfo, type Probe, type PutOptions, type PutResult, type PutSource, type Target } from "./target";
+import { ObjectExists, ObjectMismatch, ObjectMissing, TARGET_STATE, TargetFailed, type ObjectInfo, type Probe, type PutOptions, type PutResult, type PutSource, type Target } from "./target";
 
 export interface DirectoryTargetConfig {
   /** a folder on a second disk, USB stick or NAS share; never created by us */
@@ -113,9 +113,17 @@ export class DirectoryTarget implements Target {
   }
 
   async get(key: string): Promise<Readable> {
-    const file = this.file(key);
-    await fsp.access(file);
-    return fs.createReadStream(file);
+    const where = `${this.description}/${key}`;
+    // Only "no such file" is a missing object: a refused read or a disk error is a failure.
+    const handle = await fsp.open(this.file(key), "r").catch(async (err: NodeJS.ErrnoException) => {
+      if (err.code !== "ENOENT") throw wrapIo(where, err);
+      // Without the disk's own marker the disk itself is gone (unplugged, unmounted): that loses no object.
+      if (!(await exists(path.join(this.config.path, TARGET_STATE, "target.json")))) {
+        throw new TargetFailed(where, `the disk is gone (no ${TARGET_STATE}/target.json any more): unplugged or unmounted?`, { retryable: true, cause: err });
+      }
+      throw new ObjectMissing(where, err);
+    });
+    return handle.createReadStream();
   }
 
   async close(): Promise<void> {}

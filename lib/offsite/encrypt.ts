@@ -1,5 +1,6 @@
 import { PassThrough, Readable } from "node:stream";
-import { ConfigError } from "../errors";
+import { ConfigError, messageOf } from "../errors";
+import { ObjectUndecryptable } from "./target";
 
 /* eslint-disable @typescript-eslint/no-explicit-any */
 type AgeModule = any;
@@ -36,25 +37,44 @@ export function encryptStream(plain: Readable, recipient: string): Readable {
   });
 }
 
-/** Decrypts an age stream with a secret key, streaming (restores of large files). */
+/**
+ * Decrypts an age stream with a secret key, streaming (restores of large files). Bytes that the key
+ * does not open fail as ObjectUndecryptable; a failure to read the ciphertext stays what it was.
+ */
 export function decryptStream(cipher: Readable, identity: string): Readable {
-  return throughAge(cipher, (age, input) => {
-    const decrypter = new age.Decrypter();
-    decrypter.addIdentity(identity.trim());
-    return decrypter.decrypt(input);
-  });
+  return throughAge(
+    cipher,
+    (age, input) => {
+      const decrypter = new age.Decrypter();
+      decrypter.addIdentity(identity.trim());
+      return decrypter.decrypt(input);
+    },
+    undecryptable,
+  );
 }
 
 /** Runs a Node stream through one of age's web-stream transforms; an error on either side ends both. */
-function throughAge(input: Readable, run: (age: AgeModule, input: ReadableStream<Uint8Array>) => Promise<ReadableStream<Uint8Array>>): Readable {
+function throughAge(
+  input: Readable,
+  run: (age: AgeModule, input: ReadableStream<Uint8Array>) => Promise<ReadableStream<Uint8Array>>,
+  ageFailure: (err: unknown) => unknown = (err) => err,
+): Readable {
   const out = new PassThrough();
   out.on("close", () => input.destroy());
+  // age rethrows what its input failed with: that error is the input's, not age's verdict on the bytes.
+  let inputError: unknown;
+  input.once("error", (err) => (inputError = err));
+  const fail = (err: unknown) => out.destroy((inputError ?? ageFailure(err)) as Error);
   (async () => {
     const age = await loadAge();
-    const result = await run(age, Readable.toWeb(input) as unknown as ReadableStream<Uint8Array>);
-    const source = Readable.fromWeb(result as unknown as import("node:stream/web").ReadableStream<Uint8Array>);
-    source.on("error", (err) => out.destroy(err));
-    source.pipe(out);
+    try {
+      const result = await run(age, Readable.toWeb(input) as unknown as ReadableStream<Uint8Array>);
+      const source = Readable.fromWeb(result as unknown as import("node:stream/web").ReadableStream<Uint8Array>);
+      source.on("error", fail);
+      source.pipe(out);
+    } catch (err) {
+      fail(err);
+    }
   })().catch((err) => out.destroy(err));
   return out;
 }
@@ -64,6 +84,13 @@ export async function decryptBuffer(cipher: Uint8Array, identity: string): Promi
   const age = await loadAge();
   const decrypter = new age.Decrypter();
   decrypter.addIdentity(identity.trim());
-  return Buffer.from(await decrypter.decrypt(cipher));
+  try {
+    return Buffer.from(await decrypter.decrypt(cipher));
+  } catch (err) {
+    throw undecryptable(err);
+  }
 }
 
+function undecryptable(err: unknown): ObjectUndecryptable {
+  return new ObjectUndecryptable(`${messageOf(err)}: damaged, altered, or encrypted to another key`, err);
+}

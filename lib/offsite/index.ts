@@ -22,6 +22,6 @@ export function createTarget(config: TargetConfig): Target {
 
 export { DirectoryTarget, RcloneTarget, S3Target, type DirectoryTargetConfig, type RcloneTargetConfig, type S3TargetConfig };
 export { uploadOffsite, type OffsiteOptions, type OffsiteProgress, type OffsiteReport } from "./upload";
-export { ObjectMismatch, TargetFailed, TARGET_STATE, type Target, type OffsiteCopy, type PutSource } from "./target";
+export { ObjectMismatch, ObjectMissing, ObjectUndecryptable, TargetFailed, TARGET_STATE, type Target, type OffsiteCopy, type PutSource } from "./target";
 export { decryptBuffer, checkRecipient } from "./encrypt";
 export { checkWritable, WRITE_CHECK_KEY, type WriteCheck } from "./check";

@@ -1,9 +1,9 @@
 import { spawn } from "node:child_process";
 import { randomUUID } from "node:crypto";
-import type { Readable } from "node:stream";
+import { PassThrough, type Readable } from "node:stream";
 import { Aborted, BackupError, ConfigError } from "../errors";
 import { HashingStream, pump, sourceStreams } from "./streams";
-import { ObjectExists, ObjectMismatch, TARGET_STATE, TargetFailed, type ObjectInfo, type Probe, type PutOptions, type PutResult, type PutSource, type Target } from "./target";
+import { ObjectExists, ObjectMismatch, ObjectMissing, TARGET_STATE, TargetFailed, type ObjectInfo, type Probe, type PutOptions, type PutResult, type PutSource, type Target } from "./target";
 
 export interface RcloneTargetConfig {
   /** an rclone remote spec: `gdrive:tick-backup`, `dropbox:`, `/mnt/nas/tick` … */
@@ -108,13 +108,24 @@ export class RcloneTarget implements Target {
     throw new TargetFailed(this.path(key), "no hash");
   }
 
+  /**
+   * Streams `rclone cat`. The stream ends only once rclone has exited 0, so a read that fails late is
+   * never a short file; a failure before the first byte rejects here, as the other kinds do.
+   */
   async get(key: string, signal?: AbortSignal): Promise<Readable> {
     const child = this.spawn(["cat", this.path(key)], signal);
     child.stdin.end();
-    child.result.then((r) => {
-      if (r.code !== 0) child.stdout.destroy(this.failure(`cat ${key}`, r));
-    }, (err) => child.stdout.destroy(err));
-    return child.stdout;
+    const out = new PassThrough();
+    child.stdout.pipe(out, { end: false });
+    out.on("close", () => child.stdout.destroy()); // a reader that stops early ends rclone too
+    const exit = child.result.then((r) => (r.code === 0 ? undefined : this.readFailure(key, r)), (err: Error) => err);
+    const first = await Promise.race([exit, new Promise<"data">((resolve) => child.stdout.once("data", () => resolve("data")))]);
+    if (first instanceof Error) {
+      out.destroy();
+      throw first;
+    }
+    void exit.then((err) => (err ? out.destroy(err) : out.end()));
+    return out;
   }
 
   async close(): Promise<void> {}
@@ -153,6 +164,11 @@ export class RcloneTarget implements Target {
     const r = await child.result;
     if (r.code !== 0 && !options.allowFail) throw this.failure(args[0], r);
     return r;
+  }
+
+  /** rclone's exit codes 3 (directory not found) and 4 (file not found) are its own "no such object". */
+  private readFailure(key: string, r: { code: number; stderr: string }): BackupError {
+    return r.code === 3 || r.code === 4 ? new ObjectMissing(this.path(key), lastLine(r.stderr)) : this.failure(`cat ${key}`, r);
   }
 
   private failure(what: string, r: { code: number; stderr: string }): BackupError {

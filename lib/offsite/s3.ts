@@ -4,7 +4,7 @@ import { GetObjectCommand, HeadBucketCommand, HeadObjectCommand, ListObjectsV2Co
 import { Upload } from "@aws-sdk/lib-storage";
 import { BackupError, ConfigError, messageOf } from "../errors";
 import { HashingStream, hashStream, pump, sourceStreams } from "./streams";
-import { joinKey, ObjectExists, ObjectMismatch, TargetFailed, type ObjectInfo, type Probe, type PutOptions, type PutResult, type PutSource, type Target } from "./target";
+import { joinKey, ObjectExists, ObjectMismatch, ObjectMissing, TargetFailed, type ObjectInfo, type Probe, type PutOptions, type PutResult, type PutSource, type Target } from "./target";
 
 export interface S3TargetConfig {
   /** empty for AWS itself; https://… for B2, Wasabi, R2, Hetzner, MinIO … */
@@ -212,6 +212,9 @@ export class S3Target implements Target {
       const r = await this.client.send(new GetObjectCommand({ Bucket: this.config.bucket, Key: this.key(key) }), { abortSignal: signal });
       return r.Body as Readable;
     } catch (err) {
+      // S3's own answer that the key holds nothing; a missing bucket is a setup failure, not a lost object.
+      const name = (err as { name?: string }).name;
+      if (name === "NoSuchKey" || (statusOf(err) === 404 && name !== "NoSuchBucket")) throw new ObjectMissing(this.where(key), err);
       throw this.mapError(key, err);
     }
   }

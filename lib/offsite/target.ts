@@ -68,7 +68,10 @@ export interface Target {
   put(key: string, source: PutSource, options: PutOptions): Promise<PutResult>;
   /** SHA-256 of the stored object, read back from the target (or from a checksum it keeps). */
   hash(key: string, signal?: AbortSignal): Promise<string>;
-  /** The stored bytes as a stream (restore). */
+  /**
+   * The stored bytes as a stream (restore). An object the target says it does not hold rejects with
+   * ObjectMissing; any other failure (network, permission, disk) is not that.
+   */
   get(key: string, signal?: AbortSignal): Promise<Readable>;
   close(): Promise<void>;
 }
@@ -84,6 +87,23 @@ export class ObjectMismatch extends BackupError {
 export class ObjectExists extends BackupError {
   constructor(where: string) {
     super("OFFSITE_EXISTS", `${where}: an object is already stored there; not replaced`);
+  }
+}
+
+/**
+ * The target says it holds no object under that key: each kind maps its own "not found" signal to
+ * this and nothing else, so that a restore can tell a lost copy from a failure to read it.
+ */
+export class ObjectMissing extends BackupError {
+  constructor(where: string, cause?: unknown) {
+    super("OFFSITE_MISSING", `${where}: no such object`, { cause });
+  }
+}
+
+/** The stored object is no age file that the key opens: damaged, altered, or encrypted to another key. */
+export class ObjectUndecryptable extends BackupError {
+  constructor(detail: string, cause?: unknown) {
+    super("OFFSITE_UNDECRYPTABLE", `cannot decrypt the stored object (${detail})`, { cause });
   }
 }
 

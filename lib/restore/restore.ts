@@ -138,9 +138,18 @@ async function restoreOne(record: FileRecord, to: string, options: RestoreOption
     report.problems.push({ code: "UNSAFE_NAME", path: rel, message: `${messageOf(err)}: not restored` });
     return;
   }
-  const existing = await fsp.lstat(dest).catch(() => undefined);
+  let existing: fs.Stats | undefined;
+  let same = false;
+  try {
+    existing = await fsp.lstat(dest).catch((err: NodeJS.ErrnoException) => (err.code === "ENOENT" ? undefined : Promise.reject(err)));
+    same = !!existing?.isFile() && existing.size === record.size && (await hashFile(dest)) === record.sha256;
+  } catch (err) {
+    // A file we cannot read is neither "the same" nor safe to replace: say so and write nothing.
+    report.counts.failed++;
+    report.problems.push({ code: "DESTINATION_UNREADABLE", path: rel, message: `${dest} is there but cannot be read (${messageOf(err)}): nothing written` });
+    return;
+  }
   if (existing) {
-    const same = existing.isFile() && existing.size === record.size && (await hashFile(dest).catch(() => "")) === record.sha256;
     if (same) {
       report.counts.present++;
       return;
@@ -190,17 +199,17 @@ async function restoreOne(record: FileRecord, to: string, options: RestoreOption
     report.restored.push(rel);
   } catch (err) {
     if (options.signal?.aborted) throw err;
-    const code = (err as NodeJS.ErrnoException).code;
-    const gone = code === "ENOENT" || (err as { code?: string }).code === "OFFSITE_MISSING" || /NoSuchKey|not found|404/i.test(messageOf(err));
-    if (gone) {
+    // The source says what happened by code (targets map their own "not found" to OFFSITE_MISSING); never by the text.
+    const code = (err as { code?: unknown }).code;
+    if (code === "OFFSITE_MISSING") {
       report.counts.missing++;
       report.missing.push(rel);
       report.problems.push({ code: "MISSING", path: rel, message: `${rel}: the copy is missing on the source (${messageOf(err)})` });
-    } else if (/decrypt|age|header|stanza|tag/i.test(messageOf(err)) && (err as { code?: string }).code === undefined) {
-      mismatch(report, rel, `cannot decrypt the stored object (${messageOf(err)}): damaged or altered`);
+    } else if (code === "OFFSITE_UNDECRYPTABLE") {
+      mismatch(report, rel, messageOf(err));
     } else {
       report.counts.failed++;
-      report.problems.push({ code: (err as { code?: string }).code && typeof (err as { code?: string }).code === "string" ? String((err as { code: string }).code) : "RESTORE_FAILED", path: rel, message: `${rel}: ${messageOf(err)}` });
+      report.problems.push({ code: typeof code === "string" ? code : "RESTORE_FAILED", path: rel, message: `${rel}: ${messageOf(err)}` });
     }
   } finally {
     await fsp.rm(temp, { force: true });

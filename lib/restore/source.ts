@@ -8,7 +8,7 @@ import { Archive } from "../archive/archive";
 import { BackupError, ConfigError, UnsafeName, messageOf } from "../errors";
 import { decryptBuffer, decryptStream } from "../offsite/encrypt";
 import { bufferStream, HashingStream } from "../offsite/streams";
-import { TARGET_STATE, type OffsiteCopy, type Target } from "../offsite/target";
+import { ObjectMissing, ObjectUndecryptable, TARGET_STATE, type OffsiteCopy, type Target } from "../offsite/target";
 
 /** One file as a source can give it back, with what its bytes must hash to. */
 export interface SourceObject {
@@ -27,6 +27,10 @@ export interface RestoreSource {
   records(): Promise<FileRecord[]>;
   /** whether the source holds a copy of the record's current content */
   has(record: FileRecord): boolean;
+  /**
+   * A copy the source does not hold fails with code OFFSITE_MISSING, bytes the key does not open
+   * with OFFSITE_UNDECRYPTABLE (from the stream); anything else is a failure to read.
+   */
   open(record: FileRecord, signal?: AbortSignal): Promise<SourceObject>;
   close(): Promise<void>;
 }
@@ -54,8 +58,13 @@ export class ArchiveSource implements RestoreSource {
   /** The bytes the catalog vouches for: where the file is stored (an escaped name on some disks), up to its recorded size (a live file may have grown since). */
   async open(record: FileRecord): Promise<SourceObject> {
     const file = this.archive.fileOf(record);
-    await fsp.access(file);
-    return { stream: record.size === 0 ? bufferStream(Buffer.alloc(0)) : fs.createReadStream(file, { end: record.size - 1 }) };
+    // Only "no such file" is a missing copy: a refused read or a disk error is a failure.
+    const handle = await fsp.open(file, "r").catch((err: NodeJS.ErrnoException) => {
+      throw err.code === "ENOENT" ? new ObjectMissing(file, err) : err;
+    });
+    if (record.size > 0) return { stream: handle.createReadStream({ end: record.size - 1 }) };
+    await handle.close();
+    return { stream: bufferStream(Buffer.alloc(0)) };
   }
 
   async close(): Promise<void> {}
@@ -101,8 +110,9 @@ export class TargetSource implements RestoreSource {
       raw = await readAll(await this.target.get(plainKey, signal));
     } else if (await this.target.head(`${plainKey}.age`, signal)) {
       if (!this.identity) throw new ConfigError(`${this.target.description} is encrypted: give the age secret key (--identity file or TICK_BACKUP_AGE_IDENTITY)`);
-      raw = await decryptBuffer(await readAll(await this.target.get(`${plainKey}.age`, signal)), this.identity).catch((err) => {
-        throw new ConfigError(`cannot decrypt the catalog on ${this.target.description}: ${messageOf(err)} (wrong secret key?)`);
+      raw = await decryptBuffer(await readAll(await this.target.get(`${plainKey}.age`, signal)), this.identity).catch((err: BackupError) => {
+        if (!(err instanceof ObjectUndecryptable)) throw err;
+        throw new ConfigError(`cannot decrypt the catalog on ${this.target.description}: ${messageOf(err.cause ?? err)} (wrong secret key?)`);
       });
     } else {
       throw new BackupError("NO_CATALOG", `${this.target.description} holds no ${plainKey}: nothing was ever uploaded there, or the prefix is wrong`);

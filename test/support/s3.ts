@@ -1,8 +1,9 @@
 /**
  * A real S3-compatible server (s3rver) on 127.0.0.1 behind a small recording proxy. The proxy
  * keeps every request's method, path and headers (Object Lock headers are checked there: s3rver
- * ignores them) and can inject faults: a 500 reply, a dropped connection, or bytes flipped on the
- * way in so the server stores something other than what was sent.
+ * ignores them) and can inject faults: a 500 reply, a "no such bucket" reply (a 404 that is no
+ * missing object), a dropped connection, or bytes flipped on the way in so the server stores
+ * something other than what was sent.
  */
 import * as http from "node:http";
 import type { AddressInfo } from "node:net";
@@ -23,7 +24,7 @@ export interface RecordedRequest {
   headers: http.IncomingHttpHeaders;
 }
 
-export type Fault = "500" | "drop" | "corrupt" | undefined;
+export type Fault = "500" | "no-bucket" | "drop" | "corrupt" | undefined;
 
 export interface S3Server {
   endpoint: string;
@@ -61,11 +62,11 @@ export async function startFaultProxy(upstream: string, stopUpstream: () => Prom
     const recorded = { method: req.method ?? "", url: req.url ?? "", headers: req.headers };
     s3.requests.push(recorded);
     const fault = s3.fault?.(recorded);
-    if (fault === "500") {
+    if (fault === "500" || fault === "no-bucket") {
       req.resume();
       req.on("end", () => {
-        res.writeHead(500, { "content-type": "application/xml" });
-        res.end("<Error><Code>InternalError</Code><Message>injected</Message></Error>");
+        res.writeHead(fault === "500" ? 500 : 404, { "content-type": "application/xml" });
+        res.end(fault === "500" ? "<Error><Code>InternalError</Code><Message>injected</Message></Error>" : "<Error><Code>NoSuchBucket</Code><Message>The specified bucket does not exist</Message></Error>");
       });
       return;
     }
