@@ -96,6 +96,9 @@ describe("offsite targets: a failed read is not a missing object", function () {
     fs.mkdirSync(path.join(root, "a", "dir.csv"));
     const stream = await target.get("a/dir.csv");
     await assert.rejects(readAll(stream), (err: Error & { code?: string }) => err.code === "EISDIR");
+    // A file where a folder of the key's path would be: no such object, for head and get alike.
+    assert.equal(await target.head("a/b.csv/inside.csv"), undefined);
+    await assert.rejects(target.get("a/b.csv/inside.csv"), (err: Error & { code?: string }) => err.code === "OFFSITE_MISSING");
     fs.renameSync(root, `${root}-unplugged`);
     await assert.rejects(target.get("a/b.csv"), (err: Error & { code?: string }) => err.code === "OFFSITE_FAILED" && /disk is gone/.test(err.message));
   });

@@ -17,6 +17,9 @@ export interface DirectoryTargetConfig {
   path: string;
 }
 
+/** The errors that mean "no object by this key": no such name, or a file where a folder of its path would be. */
+const ABSENT = new Set(["ENOENT", "ENOTDIR"]);
+
 /**
  * A folder on a disk that is plugged in now and then. Its root is never created: a missing root
  * means the disk is in the drawer (offline), and writing there would fill the wrong disk. The disk
@@ -63,7 +66,7 @@ export class DirectoryTarget implements Target {
 
   async head(key: string): Promise<ObjectInfo | undefined> {
     // Only "not there" is absent: a disk error must not read as a missing object.
-    const stat = await fsp.stat(this.file(key)).catch((err: NodeJS.ErrnoException) => (err.code === "ENOENT" || err.code === "ENOTDIR" ? undefined : Promise.reject(wrapIo(`${this.description}/${key}`, err))));
+    const stat = await fsp.stat(this.file(key)).catch((err: NodeJS.ErrnoException) => (ABSENT.has(err.code ?? "") ? undefined : Promise.reject(wrapIo(`${this.description}/${key}`, err))));
     return stat?.isFile() ? { size: stat.size } : undefined;
   }
 
@@ -114,9 +117,10 @@ export class DirectoryTarget implements Target {
 
   async get(key: string): Promise<Readable> {
     const where = `${this.description}/${key}`;
-    // Only "no such file" is a missing object: a refused read or a disk error is a failure.
+    // Only "no such file" is a missing object (as in head: no such name, or a file where a folder of
+    // its path would be); a refused read or a disk error is a failure.
     const handle = await fsp.open(this.file(key), "r").catch(async (err: NodeJS.ErrnoException) => {
-      if (err.code !== "ENOENT") throw wrapIo(where, err);
+      if (!ABSENT.has(err.code ?? "")) throw wrapIo(where, err);
       // Without the disk's own marker the disk itself is gone (unplugged, unmounted): that loses no object.
       if (!(await exists(path.join(this.config.path, TARGET_STATE, "target.json")))) {
         throw new TargetFailed(where, `the disk is gone (no ${TARGET_STATE}/target.json any more): unplugged or unmounted?`, { retryable: true, cause: err });
