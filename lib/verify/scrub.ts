@@ -52,7 +52,7 @@ export async function scrub(options: ScrubOptions): Promise<VerifyReport> {
 
   tell({ phase: "listing", files: 0, filesTotal: 0, bytes: 0, bytesTotal: 0 });
   // One worker for the run: the plan (catalog load, partition, walk for extra files), then the hashing.
-  let records: Checked[] = [];
+  let files = 0;
   let extra: string[] = [];
   let bytesTotal = 0;
   let filesDone = 0;
@@ -62,29 +62,27 @@ export async function scrub(options: ScrubOptions): Promise<VerifyReport> {
   const verifiedAt = now().toISOString();
   const worker = new HashWorker();
   try {
-    const selected = await worker.select({ root: archive.root, stateDir: archive.stateDir, t, n, full: mode === "full" }, options.signal);
-    records = selected.records;
-    extra = selected.extra;
-    report.coverage.totalFiles = selected.totalFiles;
-    bytesTotal = records.reduce((s, r) => s + r.size, 0);
-    await worker.hash(
-      archive.root,
-      records.map((r, id) => ({ id, rel: storedPathOf(r), length: r.size, expect: r.size })),
+    await worker.plan(
+      { root: archive.root, stateDir: archive.stateDir, t, n, full: mode === "full" },
       {
         signal: options.signal,
+        onPlanned: (planned) => {
+          ({ files, extra, bytes: bytesTotal } = planned);
+          report.coverage.totalFiles = planned.totalFiles;
+          tell({ phase: "hashing", files: 0, filesTotal: files, bytes: 0, bytesTotal });
+        },
         onBytes: (b) => {
           report.bytes += b;
-          if (Date.now() - lastTell > 250) (lastTell = Date.now()), tell({ phase: "hashing", files: filesDone, filesTotal: records.length, bytes: report.bytes, bytesTotal });
+          if (Date.now() - lastTell > 250) (lastTell = Date.now()), tell({ phase: "hashing", files: filesDone, filesTotal: files, bytes: report.bytes, bytesTotal });
         },
-        onResults: async (results) => {
+        onResults: async (results, records) => {
           const good: Checked[] = [];
-          for (const res of results) {
-            const record = records[res.id];
-            const verdict = judge(record, res);
-            if (verdict.kind === "ok") good.push(record);
+          results.forEach((res, i) => {
+            const verdict = judge(records[i], res);
+            if (verdict.kind === "ok") good.push(records[i]);
             else if (verdict.kind === "growing") growing(report);
-            else suspects.push({ record, verdict });
-          }
+            else suspects.push({ record: records[i], verdict });
+          });
           filesDone += results.length;
           report.counts.ok += good.length;
           verified.push(...good);
@@ -100,11 +98,11 @@ export async function scrub(options: ScrubOptions): Promise<VerifyReport> {
   report.counts.extra = report.extra.length;
   for (const rel of report.extra) report.problems.push({ code: "EXTRA_FILE", path: rel, message: `${rel} is in the archive folder but not in the catalog (copied in by hand?)` });
 
-  report.counts.checked = records.length;
-  report.coverage.files = records.length;
+  report.counts.checked = files;
+  report.coverage.files = files;
 
   // Damage is rare; a file a pull changed meanwhile is judged again before anything is moved.
-  tell({ phase: "checking", files: filesDone, filesTotal: records.length, bytes: report.bytes, bytesTotal });
+  tell({ phase: "checking", files: filesDone, filesTotal: files, bytes: report.bytes, bytesTotal });
   const marks: Mark[] = [];
   let session: SftpSession | undefined;
   try {
