@@ -93,6 +93,19 @@ describe("archive", () => {
       assert.equal(snapshot.records.length, 2000);
     });
 
+    it("commits many records at once into the snapshot, few into the journal", async () => {
+      const dir = tempDir();
+      const cat = await Catalog.load(dir, { writable: true });
+      await cat.commitAll(Array.from({ length: 10 }, (_, i) => record(`few${i}`)));
+      assert.equal(fs.readFileSync(path.join(dir, "catalog.journal"), "utf8").split("\n").length - 1, 10, "a few: journal lines");
+      await cat.commitAll(Array.from({ length: 2500 }, (_, i) => record(`many${i}`, i)));
+      assert.equal(fs.readFileSync(path.join(dir, "catalog.journal"), "utf8"), "", "many: one snapshot, which also folds in the journal");
+      const again = await Catalog.load(dir);
+      assert.equal(again.size, 2510);
+      assert.equal(again.get("many2499")?.size, 2499);
+      assert.ok(again.get("few9"));
+    });
+
     it("keeps a record committed while a compaction is writing the snapshot", async () => {
       const dir = tempDir();
       const cat = await Catalog.load(dir, { writable: true });

@@ -123,6 +123,18 @@ export class Catalog {
     });
   }
 
+  /**
+   * Commits many records at once (a scrub's marks). When they would make the journal due for
+   * compaction anyway, they go straight into a new snapshot: each record is written and
+   * serialized once, instead of a journal line, its parse-back and the compaction that folds it
+   * in. The records become the catalog's own; the caller must not change them afterwards.
+   */
+  async commitAll(records: FileRecord[]): Promise<void> {
+    if (this.journalLines + records.length < COMPACT_AFTER) return this.commit(...records);
+    for (const r of records) this.records.set(r.path, r);
+    await this.compact(true);
+  }
+
   private async flushLoop(): Promise<void> {
     while (this.pending.length > 0) {
       const batch = this.pending;

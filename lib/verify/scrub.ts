@@ -161,22 +161,19 @@ function markVerified(archive: Archive, records: Checked[], at: string, result: 
 }
 
 async function markIn(cat: Catalog, marks: Mark[]): Promise<void> {
-  // The slices' commits are not awaited one by one: the catalog gathers them into few journal
-  // writes (one fsync each) instead of one fsync per slice.
-  const commits: Array<Promise<void>> = [];
-  for (let i = 0; i < marks.length; i += 500) {
+  const changed = new Map<string, { from: FileRecord; to: FileRecord }>();
+  for (let i = 0; i < marks.length; i += 2000) {
     if (i > 0) await new Promise((r) => setImmediate(r)); // let other flows run between slices
-    // Read and change in the same tick, as Catalog.patch does, but committed as one batch.
-    const changed = new Map<string, FileRecord>();
-    for (const { record: r, result, at } of marks.slice(i, i + 500)) {
-      const current = changed.get(r.path) ?? cat.get(r.path);
+    for (const { record: r, result, at } of marks.slice(i, i + 2000)) {
+      const current = changed.get(r.path)?.from ?? cat.get(r.path);
       if (!current || current.sha256 !== r.sha256 || current.size !== r.size) continue;
       // An intact local copy does not clear "suspect": that is the server's disagreement, which a read-back cannot settle.
-      changed.set(r.path, { ...current, verifiedAt: at, verifyResult: current.verifyResult === "suspect" && result === "ok" ? "suspect" : result });
+      changed.set(r.path, { from: current, to: { ...current, verifiedAt: at, verifyResult: current.verifyResult === "suspect" && result === "ok" ? "suspect" : result } });
     }
-    if (changed.size > 0) commits.push(cat.commit(...changed.values()));
   }
-  await Promise.all(commits);
+  // A record a pull beside us committed during the slices is left alone; the check and the commit
+  // happen in one tick, as in Catalog.patch. Many marks (a whole scrub) go into one snapshot.
+  await cat.commitAll([...changed.values()].filter((c) => cat.get(c.to.path) === c.from).map((c) => c.to));
 }
 
 /**
