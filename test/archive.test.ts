@@ -5,7 +5,7 @@ import { execFile } from "node:child_process";
 import { promisify } from "node:util";
 import { Archive } from "../lib/archive/archive";
 import { Catalog, type FileRecord } from "../lib/archive/catalog";
-import { checkName, joinRel, localPath } from "../lib/archive/paths";
+import { checkName, joinRel, localPath, localPaths } from "../lib/archive/paths";
 import { ArchiveLocked, BackupError, UnsafeName } from "../lib/errors";
 import { tempDir } from "./support/tree";
 
@@ -38,6 +38,14 @@ describe("archive", () => {
       assert.equal(localPath("/a/root", "x/y.csv"), path.join("/a/root", "x", "y.csv"));
       assert.throws(() => localPath("/a/root", "../y"), UnsafeName);
       assert.throws(() => localPath("/a/root", "x//y"), UnsafeName);
+    });
+    it("localPaths (many files of one root) maps and refuses exactly as localPath does", () => {
+      const many = localPaths("/a/root");
+      for (const rel of ["x/y.csv", "x/z.csv", "top.csv", "x/deep/er/f.bin", "sub/.tick-backup"]) assert.equal(many(rel), localPath("/a/root", rel));
+      for (const bad of ["../y", "x//y", "x/..", "x/.", "x/", "/x", ".tick-backup/catalog.json", "x/a\\b", "x/ctl\u0001", ".tick-backup"]) {
+        assert.throws(() => localPath("/a/root", bad), UnsafeName, bad);
+        assert.throws(() => many(bad), UnsafeName, bad);
+      }
     });
   });
 

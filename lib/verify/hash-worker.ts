@@ -6,7 +6,7 @@
 import { parentPort } from "node:worker_threads";
 import * as fs from "node:fs";
 import { createHash } from "node:crypto";
-import { localPath } from "../archive/paths";
+import { localPaths } from "../archive/paths";
 import { messageOf, type BackupError } from "../errors";
 import { selectFiles, type Selection } from "./select";
 import { batchesOf, type HashJob, type HashResult, type WorkerReply } from "./hasher";
@@ -22,10 +22,10 @@ const buf = Buffer.allocUnsafe(CHUNK);
 /** big files report progress every this many bytes, so the status keeps moving */
 const PROGRESS_EVERY = 64 * 1024 * 1024;
 
-function hashOne(root: string, job: HashJob, progress: (n: number) => void): HashResult {
+function hashOne(where: (rel: string) => string, job: HashJob, progress: (n: number) => void): HashResult {
   let fd: number;
   try {
-    fd = fs.openSync(localPath(root, job.rel), "r");
+    fd = fs.openSync(where(job.rel), "r");
   } catch (err) {
     return { id: job.id, size: -1, sha256: "", error: (err as NodeJS.ErrnoException).code ?? String(err) };
   }
@@ -59,7 +59,8 @@ function hashOne(root: string, job: HashJob, progress: (n: number) => void): Has
 const post = (reply: WorkerReply) => parentPort!.postMessage(reply);
 
 function hashBatch(seq: number, root: string, jobs: HashJob[]): HashResult[] {
-  return jobs.map((job) => hashOne(root, job, (n) => post({ seq, progress: n })));
+  const where = localPaths(root);
+  return jobs.map((job) => hashOne(where, job, (n) => post({ seq, progress: n })));
 }
 
 /**
