@@ -114,6 +114,20 @@ describe("archive", () => {
       assert.ok(again.get("few9"));
     });
 
+    it("writes one record a line (read in slices); reads a one-line snapshot of older versions; refuses a damaged one", async () => {
+      const dir = tempDir();
+      const cat = await Catalog.load(dir, { writable: true });
+      await cat.commit(...Array.from({ length: 3 }, (_, i) => record(`f${i},\n}`, i)));
+      await cat.compact(true);
+      const text = fs.readFileSync(path.join(dir, "catalog.json"), "utf8");
+      assert.equal(text.split("\n").length, 5, "head, three records, tail");
+      assert.equal((await Catalog.load(dir)).get("f2,\n}")?.size, 2);
+      fs.writeFileSync(path.join(dir, "catalog.json"), JSON.stringify(JSON.parse(text)));
+      assert.equal((await Catalog.load(dir)).size, 3, "one line");
+      fs.writeFileSync(path.join(dir, "catalog.json"), text.replace("},\n", "}\n"));
+      await assert.rejects(Catalog.load(dir), (err: BackupError) => err.code === "CATALOG_DAMAGED");
+    });
+
     it("keeps a record committed while a compaction is writing the snapshot", async () => {
       const dir = tempDir();
       const cat = await Catalog.load(dir, { writable: true });
