@@ -124,14 +124,15 @@ export async function scrub(options: ScrubOptions): Promise<VerifyReport> {
 
   const clean = report.counts.mismatched + report.counts.missing === 0;
   const next = recordProof(state, mode === "full" ? "all" : [n], clean, report.startedAt);
-  await saveScrubState(archive.stateDir, next);
   report.lastFullProofAt = next.lastFullProofAt;
   // One short update at the end: the marks of the files read, and the manifests from the catalog.
-  // Marks change no path, hash or state, so the manifests are written while the marks' journal
-  // write is synced.
-  await archive.update(async (cat) => {
+  // Marks change no path, hash or state, so the manifests are written while the marks are synced;
+  // the rotation's state is a file of its own, saved meanwhile (a crash between them loses a mark
+  // or repeats a partition, never data).
+  const marking = archive.update(async (cat) => {
     await Promise.all([markIn(cat, [...verified.splice(0).map((record): Mark => ({ record, result: "ok", at: verifiedAt })), ...marks]), writeManifests(archive.stateDir, cat.all())]);
   });
+  await Promise.all([saveScrubState(archive.stateDir, next), marking]);
   report.coverage.percent = report.coverage.totalFiles ? Math.round((report.coverage.files / report.coverage.totalFiles) * 1000) / 10 : 100;
   return finish(report, started);
 }
