@@ -9,7 +9,8 @@ import { createHash } from "node:crypto";
 import { localPaths } from "../archive/paths";
 import { messageOf, type BackupError } from "../errors";
 import { selectFiles, type Selection } from "./select";
-import { batchesOf, type HashJob, type HashResult, type WorkerReply } from "./hasher";
+import { batchesOf, type HashJob, type HashResult, type Judged, type WorkerReply } from "./hasher";
+import { judge } from "./judge";
 
 /**
  * 64 KiB reads: the bytes just copied from the page cache are still in the CPU's cache when SHA-256
@@ -64,16 +65,26 @@ function hashBatch(seq: number, root: string, jobs: HashJob[]): HashResult[] {
 }
 
 /**
- * A scrub's whole read here: pick the files, say how many, then hash them batch by batch. The
- * records go back with their results, a batch at a time, so the main thread never receives (or
- * sends back) the whole selection in one message it must decode in one piece.
+ * A scrub's whole read here: pick the files, say how many, then hash and judge them batch by batch.
+ * Only what the main thread needs crosses over: an intact file's record, or a record with its
+ * verdict; the main thread never receives (or sends back) the whole selection in one message.
  */
 async function plan(sel: Selection): Promise<void> {
   const { records, extra, totalFiles } = await selectFiles(sel);
   const jobs = records.map((r, id) => ({ id, rel: r.storedPath ?? r.path, length: r.size, expect: r.size }));
   const batches = batchesOf(jobs);
   post({ planned: { files: records.length, bytes: jobs.reduce((s, j) => s + j.expect, 0), totalFiles, extra, batches: batches.length } });
-  batches.forEach((batch, seq) => post({ seq, results: hashBatch(seq, sel.root, batch), records: records.slice(batch[0].id, batch[0].id + batch.length) }));
+  batches.forEach((batch, seq) => {
+    const judged: Judged = { seq, bytes: 0, good: [], others: [] };
+    for (const res of hashBatch(seq, sel.root, batch)) {
+      const record = records[res.id];
+      const verdict = judge(record, res);
+      judged.bytes += (res.hashed ?? 0) - (res.reported ?? 0);
+      if (verdict.kind === "ok") judged.good.push(record);
+      else judged.others.push({ record, verdict });
+    }
+    post(judged);
+  });
 }
 
 parentPort!.on("message", (msg: { seq: number; root: string; jobs: HashJob[] } | { plan: Selection }) => {

@@ -1,6 +1,7 @@
 import * as path from "node:path";
 import { Worker } from "node:worker_threads";
 import { Aborted, BackupError } from "../errors";
+import type { Verdict } from "./judge";
 import type { Checked, Selection } from "./select";
 
 export interface HashJob {
@@ -35,8 +36,18 @@ export interface Planned {
   batches: number;
 }
 
+/** A scrub's batch, judged in the worker: the records found intact, and the others with what was found. */
+export interface Judged {
+  seq: number;
+  /** bytes hashed and not yet told through progress messages */
+  bytes: number;
+  good: Checked[];
+  others: Array<{ record: Checked; verdict: Verdict }>;
+}
+
 export type WorkerReply =
-  | { seq: number; results: HashResult[]; records?: Checked[] }
+  | { seq: number; results: HashResult[] }
+  | Judged
   | { seq: number; progress: number }
   | { planned: Planned }
   | { error: { code: string; message: string } };
@@ -127,11 +138,12 @@ export class HashWorker {
 
   /**
    * A scrub's read: the worker loads the catalog, picks the partition's records and walks the tree
-   * (onPlanned), then hashes them; each batch's results come back with their records (onResults).
+   * (onPlanned), then hashes and judges them; each batch comes back as its intact records and the
+   * others with their verdicts (onResults), so a clean file costs the main thread one small object.
    */
   plan(
     selection: Selection,
-    options: { signal?: AbortSignal; onPlanned: (p: Planned) => void; onBytes?: (n: number) => void; onResults: (results: HashResult[], records: Checked[]) => Promise<void> | void },
+    options: { signal?: AbortSignal; onPlanned: (p: Planned) => void; onBytes?: (n: number) => void; onResults: (good: Checked[], others: Judged["others"]) => Promise<void> | void },
   ): Promise<void> {
     let batches = -1;
     let done = 0;
@@ -148,9 +160,10 @@ export class HashWorker {
           return;
         }
         if ("progress" in reply) return options.onBytes?.(reply.progress);
-        for (const r of reply.results) options.onBytes?.((r.hashed ?? 0) - (r.reported ?? 0));
-        // Results are handed over in order; the worker goes on hashing meanwhile.
-        chain = chain.then(() => (this.broken ? undefined : options.onResults(reply.results, reply.records ?? [])));
+        if (!("good" in reply)) return fail(new Error("hash worker answered out of turn"));
+        options.onBytes?.(reply.bytes);
+        // Batches are handed over in order; the worker goes on hashing meanwhile.
+        chain = chain.then(() => (this.broken ? undefined : options.onResults(reply.good, reply.others)));
         chain.then(() => {
           if (++done === batches) resolve();
         }, fail);
@@ -180,7 +193,7 @@ export class HashWorker {
         send();
       },
       (reply: WorkerReply, { resolve, fail }) => {
-        if ("error" in reply || "planned" in reply) return fail(new Error("hash worker answered out of turn"));
+        if ("error" in reply || "planned" in reply || "good" in reply) return fail(new Error("hash worker answered out of turn"));
         if ("progress" in reply) return options.onBytes?.(reply.progress);
         send();
         for (const r of reply.results) options.onBytes?.((r.hashed ?? 0) - (r.reported ?? 0));

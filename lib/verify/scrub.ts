@@ -6,6 +6,7 @@ import { storedPathOf, type Catalog, type FileRecord } from "../archive/catalog"
 import { Aborted, ConfigError, messageOf } from "../errors";
 import { connect, type ServerConfig, type SftpSession } from "../sftp/connect";
 import { HashWorker, hashFiles, type HashResult } from "./hasher";
+import { judge, type Verdict } from "./judge";
 import { writeManifests } from "./manifest";
 import { fetchCopy, placeCopy, quarantine } from "./repair";
 import type { Checked } from "./select";
@@ -28,8 +29,6 @@ export interface ScrubOptions {
   settleMs?: number;
   now?: () => Date;
 }
-
-type Verdict = { kind: "ok" } | { kind: "growing"; extra: number } | { kind: "missing" } | { kind: "mismatch"; why: string };
 
 /**
  * Reads archived files back and compares them with the catalog: one partition (scrub) or all
@@ -75,15 +74,12 @@ export async function scrub(options: ScrubOptions): Promise<VerifyReport> {
           report.bytes += b;
           if (Date.now() - lastTell > 250) (lastTell = Date.now()), tell({ phase: "hashing", files: filesDone, filesTotal: files, bytes: report.bytes, bytesTotal });
         },
-        onResults: async (results, records) => {
-          const good: Checked[] = [];
-          results.forEach((res, i) => {
-            const verdict = judge(records[i], res);
-            if (verdict.kind === "ok") good.push(records[i]);
-            else if (verdict.kind === "growing") growing(report);
-            else suspects.push({ record: records[i], verdict });
-          });
-          filesDone += results.length;
+        onResults: async (good, others) => {
+          for (const { record, verdict } of others) {
+            if (verdict.kind === "growing") growing(report);
+            else suspects.push({ record, verdict });
+          }
+          filesDone += good.length + others.length;
           report.counts.ok += good.length;
           verified.push(...good);
           // The catalog is written in few, large steps: each update loads it and may compact it.
@@ -135,15 +131,6 @@ export async function scrub(options: ScrubOptions): Promise<VerifyReport> {
   await Promise.all([saveScrubState(archive.stateDir, next), marking]);
   report.coverage.percent = report.coverage.totalFiles ? Math.round((report.coverage.files / report.coverage.totalFiles) * 1000) / 10 : 100;
   return finish(report, started);
-}
-
-function judge(record: Checked, res: HashResult): Verdict {
-  if (res.error === "ENOENT") return { kind: "missing" };
-  if (res.error) return { kind: "mismatch", why: `cannot be read (${res.error})` };
-  if (res.size < record.size) return { kind: "mismatch", why: `is ${res.size} bytes, the catalog says ${record.size} (truncated)` };
-  if (res.sha256 !== record.sha256) return { kind: "mismatch", why: "no longer matches its catalog hash (bit rot, a disk error or tampering)" };
-  if (res.size > record.size) return { kind: "growing", extra: res.size - record.size };
-  return { kind: "ok" };
 }
 
 /** The catalog's bytes are intact and more follow: an append in progress, or one a crash cut short (the next pull settles it). */
