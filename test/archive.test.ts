@@ -5,7 +5,7 @@ import { execFile } from "node:child_process";
 import { promisify } from "node:util";
 import { Archive } from "../lib/archive/archive";
 import { Catalog, type FileRecord } from "../lib/archive/catalog";
-import { checkName, joinRel, localPath } from "../lib/archive/paths";
+import { checkName, joinRel, localPath, localPaths } from "../lib/archive/paths";
 import { ArchiveLocked, BackupError, UnsafeName } from "../lib/errors";
 import { tempDir } from "./support/tree";
 
@@ -38,6 +38,14 @@ describe("archive", () => {
       assert.equal(localPath("/a/root", "x/y.csv"), path.join("/a/root", "x", "y.csv"));
       assert.throws(() => localPath("/a/root", "../y"), UnsafeName);
       assert.throws(() => localPath("/a/root", "x//y"), UnsafeName);
+    });
+    it("localPaths (many files of one root) maps and refuses exactly as localPath does", () => {
+      const many = localPaths("/a/root");
+      for (const rel of ["x/y.csv", "x/z.csv", "top.csv", "x/deep/er/f.bin", "sub/.tick-backup"]) assert.equal(many(rel), localPath("/a/root", rel));
+      for (const bad of ["../y", "x//y", "x/..", "x/.", "x/", "/x", ".tick-backup/catalog.json", "x/a\\b", "x/ctl\u0001", ".tick-backup"]) {
+        assert.throws(() => localPath("/a/root", bad), UnsafeName, bad);
+        assert.throws(() => many(bad), UnsafeName, bad);
+      }
     });
   });
 
@@ -91,6 +99,33 @@ describe("archive", () => {
       const snapshot = JSON.parse(fs.readFileSync(path.join(dir, "catalog.json"), "utf8")) as { format: number; records: FileRecord[] };
       assert.equal(snapshot.format, 1);
       assert.equal(snapshot.records.length, 2000);
+    });
+
+    it("commits many records at once into the snapshot, few into the journal", async () => {
+      const dir = tempDir();
+      const cat = await Catalog.load(dir, { writable: true });
+      await cat.commitAll(Array.from({ length: 10 }, (_, i) => record(`few${i}`)));
+      assert.equal(fs.readFileSync(path.join(dir, "catalog.journal"), "utf8").split("\n").length - 1, 10, "a few: journal lines");
+      await cat.commitAll(Array.from({ length: 2500 }, (_, i) => record(`many${i}`, i)));
+      assert.equal(fs.readFileSync(path.join(dir, "catalog.journal"), "utf8"), "", "many: one snapshot, which also folds in the journal");
+      const again = await Catalog.load(dir);
+      assert.equal(again.size, 2510);
+      assert.equal(again.get("many2499")?.size, 2499);
+      assert.ok(again.get("few9"));
+    });
+
+    it("writes one record a line (read in slices); reads a one-line snapshot of older versions; refuses a damaged one", async () => {
+      const dir = tempDir();
+      const cat = await Catalog.load(dir, { writable: true });
+      await cat.commit(...Array.from({ length: 3 }, (_, i) => record(`f${i},\n}`, i)));
+      await cat.compact(true);
+      const text = fs.readFileSync(path.join(dir, "catalog.json"), "utf8");
+      assert.equal(text.split("\n").length, 5, "head, three records, tail");
+      assert.equal((await Catalog.load(dir)).get("f2,\n}")?.size, 2);
+      fs.writeFileSync(path.join(dir, "catalog.json"), JSON.stringify(JSON.parse(text)));
+      assert.equal((await Catalog.load(dir)).size, 3, "one line");
+      fs.writeFileSync(path.join(dir, "catalog.json"), text.replace("},\n", "}\n"));
+      await assert.rejects(Catalog.load(dir), (err: BackupError) => err.code === "CATALOG_DAMAGED");
     });
 
     it("keeps a record committed while a compaction is writing the snapshot", async () => {

@@ -81,7 +81,7 @@ export class Catalog {
     if (snapshot !== undefined) {
       let parsed: { format: number; records: FileRecord[] };
       try {
-        parsed = JSON.parse(snapshot);
+        parsed = (await parseByLine(snapshot)) ?? JSON.parse(snapshot);
       } catch (err) {
         throw new BackupError("CATALOG_DAMAGED", `catalog snapshot ${path.join(stateDir, SNAPSHOT)} is not valid JSON`, { cause: err });
       }
@@ -134,6 +134,18 @@ export class Catalog {
     });
   }
 
+  /**
+   * Commits many records at once (a scrub's marks). When they would make the journal due for
+   * compaction anyway, they go straight into a new snapshot: each record is written and
+   * serialized once, instead of a journal line, its parse-back and the compaction that folds it
+   * in. The records become the catalog's own; the caller must not change them afterwards.
+   */
+  async commitAll(records: FileRecord[]): Promise<void> {
+    if (this.journalLines + records.length < COMPACT_AFTER) return this.commit(...records);
+    for (const r of records) this.records.set(r.path, r);
+    await this.compact(true);
+  }
+
   private async flushLoop(): Promise<void> {
     while (this.pending.length > 0) {
       const batch = this.pending;
@@ -173,20 +185,50 @@ export class Catalog {
     if (!force && this.journalLines < COMPACT_AFTER) return;
     const linesBefore = this.journalLines;
     const records = [...this.records.values()].sort((a, b) => (a.path < b.path ? -1 : 1));
-    // The same text as JSON.stringify({ format, records }), built in slices so that a big catalog
-    // does not hold up the event loop in one piece.
+    // JSON of { format, records } with one record a line, built in slices so that a big catalog
+    // does not hold up the event loop in one piece (and read back in slices by parseByLine).
     const parts: string[] = [];
     for (let i = 0; i < records.length; i += 2000) {
       if (i > 0) await new Promise((r) => setImmediate(r));
-      parts.push(records.slice(i, i + 2000).map((r) => JSON.stringify(r)).join(","));
+      parts.push(records.slice(i, i + 2000).map((r) => JSON.stringify(r)).join(",\n"));
     }
-    await writeFileAtomic(path.join(this.stateDir, SNAPSHOT), `{"format":${FORMAT},"records":[${parts.join(",")}]}`);
+    await writeFileAtomic(path.join(this.stateDir, SNAPSHOT), `${SNAPSHOT_HEAD}${parts.join(",\n")}${SNAPSHOT_TAIL}`);
     // A record committed meanwhile is only in the journal: keep it (replaying it is harmless).
     if (this.flushing || this.pending.length > 0 || this.journalLines !== linesBefore) return;
     // A crash here replays the old journal over the new snapshot: whole records, so no harm.
     await writeFileAtomic(path.join(this.stateDir, JOURNAL), "");
     this.journalLines = 0;
   }
+}
+
+/** A snapshot as compact() writes it: valid JSON, one record a line (JSON text holds no raw line break). */
+const SNAPSHOT_HEAD = `{"format":${FORMAT},"records":[\n`;
+const SNAPSHOT_TAIL = "\n]}";
+
+/**
+ * Parses a snapshot of compact()'s layout a slice of lines at a time, yielding between slices, so
+ * that loading a big catalog does not hold up the event loop in one piece. Any other text (an
+ * older snapshot on one line, an empty catalog, one edited by hand) returns undefined: JSON.parse
+ * takes it whole.
+ */
+async function parseByLine(text: string): Promise<{ format: number; records: FileRecord[] } | undefined> {
+  if (!text.startsWith(SNAPSHOT_HEAD) || !text.endsWith(SNAPSHOT_TAIL)) return undefined;
+  const lines = text.slice(SNAPSHOT_HEAD.length, -SNAPSHOT_TAIL.length).split("\n");
+  const records: FileRecord[] = [];
+  try {
+    for (let i = 0; i < lines.length; i += 2000) {
+      if (i > 0) await new Promise((r) => setImmediate(r));
+      lines.slice(i, i + 2000).forEach((line, j) => {
+        // Every record but the last ends in a comma: otherwise the text is not this layout's JSON.
+        const last = i + j === lines.length - 1;
+        if (line.endsWith(",") === last) throw new Error("not one record a line");
+        records.push(JSON.parse(last ? line : line.slice(0, -1)));
+      });
+    }
+  } catch {
+    return undefined;
+  }
+  return { format: FORMAT, records };
 }
 
 async function readOptional(file: string): Promise<string | undefined> {

@@ -55,6 +55,25 @@ export function localPath(root: string, rel: string, pathApi: path.PlatformPath 
   return full;
 }
 
+/**
+ * localPath for many files of one root (a scrub's thousands): each directory is proven once, and a
+ * file's own name, checked like every other part, is joined to its proven directory (a checked name
+ * holds no separator and is not "." or "..", so the join cannot leave it).
+ */
+export function localPaths(root: string, pathApi: path.PlatformPath = path): (rel: string) => string {
+  const dirs = new Map<string, string>();
+  return (rel) => {
+    const cut = rel.lastIndexOf("/");
+    const name = rel.slice(cut + 1);
+    if (cut < 0) return localPath(root, rel, pathApi);
+    const dirRel = rel.slice(0, cut);
+    let dir = dirs.get(dirRel);
+    if (dir === undefined) dirs.set(dirRel, (dir = localPath(root, dirRel, pathApi)));
+    checkStoredName(name, pathApi);
+    return dir + pathApi.sep + name;
+  };
+}
+
 /** Joins a remote directory and an archive-relative path into the remote (POSIX) path. */
 export function remotePath(remoteDir: string, rel: string): string {
   const base = remoteDir.endsWith("/") ? remoteDir.slice(0, -1) : remoteDir;

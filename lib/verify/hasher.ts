@@ -1,7 +1,8 @@
 import * as path from "node:path";
 import { Worker } from "node:worker_threads";
 import { Aborted, BackupError } from "../errors";
-import type { Selected, Selection } from "./select";
+import type { Verdict } from "./judge";
+import type { Checked, Selection } from "./select";
 
 export interface HashJob {
   id: number;
@@ -24,11 +25,53 @@ export interface HashResult {
   reported?: number;
 }
 
-export type WorkerReply = { seq: number; results: HashResult[] } | { seq: number; progress: number };
+/** What a scrub's worker found to read, before it reads it. */
+export interface Planned {
+  files: number;
+  bytes: number;
+  /** records in the catalog, in any partition */
+  totalFiles: number;
+  /** files on disk in the partition that the catalog does not know */
+  extra: string[];
+  batches: number;
+}
 
-/** A batch ends at this many files or bytes: small enough for steady progress, big enough to keep the worker busy. */
+/** A scrub's batch, judged in the worker: the records found intact, and the others with what was found. */
+export interface Judged {
+  seq: number;
+  /** bytes hashed and not yet told through progress messages */
+  bytes: number;
+  good: Checked[];
+  others: Array<{ record: Checked; verdict: Verdict }>;
+}
+
+export type WorkerReply =
+  | { seq: number; results: HashResult[] }
+  | Judged
+  | { seq: number; progress: number }
+  | { planned: Planned }
+  | { error: { code: string; message: string } };
+
+/** A batch ends at this many files or bytes: small enough for steady progress and short messages, big enough to keep the worker busy. */
 const BATCH_FILES = 512;
 const BATCH_BYTES = 256 * 1024 * 1024;
+
+export function batchesOf(jobs: Array<HashJob & { expect: number }>): HashJob[][] {
+  const batches: HashJob[][] = [];
+  let current: HashJob[] = [];
+  let bytes = 0;
+  for (const job of jobs) {
+    current.push({ id: job.id, rel: job.rel, length: job.length });
+    bytes += job.expect;
+    if (current.length >= BATCH_FILES || bytes >= BATCH_BYTES) {
+      batches.push(current);
+      current = [];
+      bytes = 0;
+    }
+  }
+  if (current.length > 0) batches.push(current);
+  return batches;
+}
 
 /**
  * Hashes many files in a worker thread, a batch at a time with the next batch already queued, so
@@ -93,13 +136,37 @@ export class HashWorker {
     });
   }
 
-  select(selection: Selection, signal?: AbortSignal): Promise<Selected> {
-    return this.step<Selected, { selected: Selected } | { error: { code: string; message: string } }>(
-      signal,
-      () => this.worker.postMessage({ select: selection }),
-      (reply: { selected: Selected } | { error: { code: string; message: string } }, { resolve, fail }) => {
-        if ("error" in reply) fail(new BackupError(reply.error.code, reply.error.message));
-        else resolve(reply.selected);
+  /**
+   * A scrub's read: the worker loads the catalog, picks the partition's records and walks the tree
+   * (onPlanned), then hashes and judges them; each batch comes back as its intact records and the
+   * others with their verdicts (onResults), so a clean file costs the main thread one small object.
+   */
+  plan(
+    selection: Selection,
+    options: { signal?: AbortSignal; onPlanned: (p: Planned) => void; onBytes?: (n: number) => void; onResults: (good: Checked[], others: Judged["others"]) => Promise<void> | void },
+  ): Promise<void> {
+    let batches = -1;
+    let done = 0;
+    let chain = Promise.resolve();
+    return this.step<void, WorkerReply>(
+      options.signal,
+      () => this.worker.postMessage({ plan: selection }),
+      (reply, { resolve, fail }) => {
+        if ("error" in reply) return fail(new BackupError(reply.error.code, reply.error.message));
+        if ("planned" in reply) {
+          batches = reply.planned.batches;
+          options.onPlanned(reply.planned);
+          if (batches === 0) resolve();
+          return;
+        }
+        if ("progress" in reply) return options.onBytes?.(reply.progress);
+        if (!("good" in reply)) return fail(new Error("hash worker answered out of turn"));
+        options.onBytes?.(reply.bytes);
+        // Batches are handed over in order; the worker goes on hashing meanwhile.
+        chain = chain.then(() => (this.broken ? undefined : options.onResults(reply.good, reply.others)));
+        chain.then(() => {
+          if (++done === batches) resolve();
+        }, fail);
       },
     );
   }
@@ -110,20 +177,7 @@ export class HashWorker {
     options: { signal?: AbortSignal; onBytes?: (n: number) => void; onResults: (results: HashResult[]) => Promise<void> | void },
   ): Promise<void> {
     if (jobs.length === 0) return;
-    const batches: HashJob[][] = [];
-    let current: HashJob[] = [];
-    let bytes = 0;
-    for (const job of jobs) {
-      current.push({ id: job.id, rel: job.rel, length: job.length });
-      bytes += job.expect;
-      if (current.length >= BATCH_FILES || bytes >= BATCH_BYTES) {
-        batches.push(current);
-        current = [];
-        bytes = 0;
-      }
-    }
-    if (current.length > 0) batches.push(current);
-
+    const batches = batchesOf(jobs);
     const first = this.seq;
     this.seq += batches.length;
     let sent = 0;
@@ -139,6 +193,7 @@ export class HashWorker {
         send();
       },
       (reply: WorkerReply, { resolve, fail }) => {
+        if ("error" in reply || "planned" in reply || "good" in reply) return fail(new Error("hash worker answered out of turn"));
         if ("progress" in reply) return options.onBytes?.(reply.progress);
         send();
         for (const r of reply.results) options.onBytes?.((r.hashed ?? 0) - (r.reported ?? 0));

@@ -6,6 +6,7 @@ import { currentCopies, storedPathOf, type Catalog, type FileRecord } from "../a
 import { Aborted, ConfigError, messageOf } from "../errors";
 import { connect, type ServerConfig, type SftpSession } from "../sftp/connect";
 import { HashWorker, hashFiles, type HashResult } from "./hasher";
+import { judge, type Verdict } from "./judge";
 import { writeManifests } from "./manifest";
 import { fetchCopy, placeCopy, quarantine } from "./repair";
 import type { Checked } from "./select";
@@ -29,8 +30,6 @@ export interface ScrubOptions {
   now?: () => Date;
 }
 
-type Verdict = { kind: "ok" } | { kind: "growing"; extra: number } | { kind: "missing" } | { kind: "mismatch"; why: string };
-
 /**
  * Reads archived files back and compares them with the catalog: one partition (scrub) or all
  * (full). Reading happens in a worker thread; the catalog is only read at the start and updated in
@@ -52,7 +51,7 @@ export async function scrub(options: ScrubOptions): Promise<VerifyReport> {
 
   tell({ phase: "listing", files: 0, filesTotal: 0, bytes: 0, bytesTotal: 0 });
   // One worker for the run: the plan (catalog load, partition, walk for extra files), then the hashing.
-  let records: Checked[] = [];
+  let files = 0;
   let extra: string[] = [];
   let bytesTotal = 0;
   let filesDone = 0;
@@ -62,30 +61,25 @@ export async function scrub(options: ScrubOptions): Promise<VerifyReport> {
   const verifiedAt = now().toISOString();
   const worker = new HashWorker();
   try {
-    const selected = await worker.select({ root: archive.root, stateDir: archive.stateDir, t, n, full: mode === "full" }, options.signal);
-    records = selected.records;
-    extra = selected.extra;
-    report.coverage.totalFiles = selected.totalFiles;
-    bytesTotal = records.reduce((s, r) => s + r.size, 0);
-    await worker.hash(
-      archive.root,
-      records.map((r, id) => ({ id, rel: storedPathOf(r), length: r.size, expect: r.size })),
+    await worker.plan(
+      { root: archive.root, stateDir: archive.stateDir, t, n, full: mode === "full" },
       {
         signal: options.signal,
+        onPlanned: (planned) => {
+          ({ files, extra, bytes: bytesTotal } = planned);
+          report.coverage.totalFiles = planned.totalFiles;
+          tell({ phase: "hashing", files: 0, filesTotal: files, bytes: 0, bytesTotal });
+        },
         onBytes: (b) => {
           report.bytes += b;
-          if (Date.now() - lastTell > 250) (lastTell = Date.now()), tell({ phase: "hashing", files: filesDone, filesTotal: records.length, bytes: report.bytes, bytesTotal });
+          if (Date.now() - lastTell > 250) (lastTell = Date.now()), tell({ phase: "hashing", files: filesDone, filesTotal: files, bytes: report.bytes, bytesTotal });
         },
-        onResults: async (results) => {
-          const good: Checked[] = [];
-          for (const res of results) {
-            const record = records[res.id];
-            const verdict = judge(record, res);
-            if (verdict.kind === "ok") good.push(record);
-            else if (verdict.kind === "growing") growing(report);
+        onResults: async (good, others) => {
+          for (const { record, verdict } of others) {
+            if (verdict.kind === "growing") growing(report);
             else suspects.push({ record, verdict });
           }
-          filesDone += results.length;
+          filesDone += good.length + others.length;
           report.counts.ok += good.length;
           verified.push(...good);
           // The catalog is written in few, large steps: each update loads it and may compact it.
@@ -100,11 +94,11 @@ export async function scrub(options: ScrubOptions): Promise<VerifyReport> {
   report.counts.extra = report.extra.length;
   for (const rel of report.extra) report.problems.push({ code: "EXTRA_FILE", path: rel, message: `${rel} is in the archive folder but not in the catalog (copied in by hand?)` });
 
-  report.counts.checked = records.length;
-  report.coverage.files = records.length;
+  report.counts.checked = files;
+  report.coverage.files = files;
 
   // Damage is rare; a file a pull changed meanwhile is judged again before anything is moved.
-  tell({ phase: "checking", files: filesDone, filesTotal: records.length, bytes: report.bytes, bytesTotal });
+  tell({ phase: "checking", files: filesDone, filesTotal: files, bytes: report.bytes, bytesTotal });
   const marks: Mark[] = [];
   let session: SftpSession | undefined;
   try {
@@ -126,25 +120,17 @@ export async function scrub(options: ScrubOptions): Promise<VerifyReport> {
 
   const clean = report.counts.mismatched + report.counts.missing === 0;
   const next = recordProof(state, mode === "full" ? "all" : [n], clean, report.startedAt);
-  await saveScrubState(archive.stateDir, next);
   report.lastFullProofAt = next.lastFullProofAt;
   // One short update at the end: the marks of the files read, and the manifests from the catalog.
-  // Marks change no path, hash or state, so the manifests are written while the marks' journal
-  // write is synced.
-  await archive.update(async (cat) => {
+  // Marks change no path, hash or state, so the manifests are written while the marks are synced;
+  // the rotation's state is a file of its own, saved meanwhile (a crash between them loses a mark
+  // or repeats a partition, never data).
+  const marking = archive.update(async (cat) => {
     await Promise.all([markIn(cat, [...verified.splice(0).map((record): Mark => ({ record, result: "ok", at: verifiedAt })), ...marks]), writeManifests(archive.stateDir, cat.all())]);
   });
+  await Promise.all([saveScrubState(archive.stateDir, next), marking]);
   report.coverage.percent = report.coverage.totalFiles ? Math.round((report.coverage.files / report.coverage.totalFiles) * 1000) / 10 : 100;
   return finish(report, started);
-}
-
-function judge(record: Checked, res: HashResult): Verdict {
-  if (res.error === "ENOENT") return { kind: "missing" };
-  if (res.error) return { kind: "mismatch", why: `cannot be read (${res.error})` };
-  if (res.size < record.size) return { kind: "mismatch", why: `is ${res.size} bytes, the catalog says ${record.size} (truncated)` };
-  if (res.sha256 !== record.sha256) return { kind: "mismatch", why: "no longer matches its catalog hash (bit rot, a disk error or tampering)" };
-  if (res.size > record.size) return { kind: "growing", extra: res.size - record.size };
-  return { kind: "ok" };
 }
 
 /** The catalog's bytes are intact and more follow: an append in progress, or one a crash cut short (the next pull settles it). */
@@ -163,22 +149,19 @@ function markVerified(archive: Archive, records: Checked[], at: string, result: 
 }
 
 async function markIn(cat: Catalog, marks: Mark[]): Promise<void> {
-  // The slices' commits are not awaited one by one: the catalog gathers them into few journal
-  // writes (one fsync each) instead of one fsync per slice.
-  const commits: Array<Promise<void>> = [];
-  for (let i = 0; i < marks.length; i += 500) {
+  const changed = new Map<string, { from: FileRecord; to: FileRecord }>();
+  for (let i = 0; i < marks.length; i += 2000) {
     if (i > 0) await new Promise((r) => setImmediate(r)); // let other flows run between slices
-    // Read and change in the same tick, as Catalog.patch does, but committed as one batch.
-    const changed = new Map<string, FileRecord>();
-    for (const { record: r, result, at } of marks.slice(i, i + 500)) {
-      const current = changed.get(r.path) ?? cat.get(r.path);
+    for (const { record: r, result, at } of marks.slice(i, i + 2000)) {
+      const current = changed.get(r.path)?.from ?? cat.get(r.path);
       if (!current || current.sha256 !== r.sha256 || current.size !== r.size) continue;
       // An intact local copy does not clear "suspect": that is the server's disagreement, which a read-back cannot settle.
-      changed.set(r.path, { ...current, verifiedAt: at, verifyResult: current.verifyResult === "suspect" && result === "ok" ? "suspect" : result });
+      changed.set(r.path, { from: current, to: { ...current, verifiedAt: at, verifyResult: current.verifyResult === "suspect" && result === "ok" ? "suspect" : result } });
     }
-    if (changed.size > 0) commits.push(cat.commit(...changed.values()));
   }
-  await Promise.all(commits);
+  // A record a pull beside us committed during the slices is left alone; the check and the commit
+  // happen in one tick, as in Catalog.patch. Many marks (a whole scrub) go into one snapshot.
+  await cat.commitAll([...changed.values()].filter((c) => cat.get(c.to.path) === c.from).map((c) => c.to));
 }
 
 /**

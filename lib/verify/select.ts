@@ -34,7 +34,8 @@ export interface Selected {
  */
 export async function selectFiles(sel: Selection): Promise<Selected> {
   const inPart = (rel: string) => sel.full || partitionOf(rel, sel.t) === sel.n;
-  const catalog = await Catalog.load(sel.stateDir);
+  // The walk's directory reads run on the thread pool while this thread parses the catalog.
+  const [catalog, onDisk] = await Promise.all([Catalog.load(sel.stateDir), filesOnDisk(sel.root)]);
   const records = catalog
     .all()
     .filter((r) => inPart(r.path))
@@ -44,7 +45,7 @@ export async function selectFiles(sel: Selection): Promise<Selected> {
       return r.copies ? { ...checked, copies: r.copies } : checked;
     });
   const stored = new Set(catalog.all().map(storedPathOf));
-  const extra = (await filesOnDisk(sel.root)).filter((rel) => !stored.has(rel) && inPart(rel));
+  const extra = onDisk.filter((rel) => !stored.has(rel) && inPart(rel));
   return { records, totalFiles: catalog.size, extra };
 }
 
