@@ -5,7 +5,7 @@ import { randomUUID } from "node:crypto";
 import type { Readable } from "node:stream";
 import { ConfigError } from "../errors";
 import { checkName } from "../archive/paths";
-import { createOnce, exists, fsyncDir, NO_HARD_LINKS } from "../archive/fsutil";
+import { createOnce, exists, fsyncDir, NO_HARD_LINKS, renameReplacing } from "../archive/fsutil";
 import { loadProfile } from "../archive/fs-probe";
 import { encodeName, POSIX_RULES, shortenName, type NameRules } from "../archive/names";
 import { hashFile } from "../archive/local-io";
@@ -99,10 +99,10 @@ export class DirectoryTarget implements Target {
           await fsp.writeFile(dest, "", { flag: "wx" }).catch((e: NodeJS.ErrnoException) => {
             throw e.code === "EEXIST" ? new ObjectExists(`${this.description}/${key}`) : e;
           });
-          await fsp.rename(staging, dest);
+          await renameReplacing(staging, dest);
         });
       } else {
-        await fsp.rename(staging, dest);
+        await renameReplacing(staging, dest);
       }
       await fsyncDir(path.dirname(dest));
       return { key, size: sent.bytes, objectSha256: sent.sha256 };

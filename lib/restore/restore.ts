@@ -5,7 +5,7 @@ import { randomBytes } from "node:crypto";
 import picomatch from "picomatch";
 import type { FileRecord } from "../archive/catalog";
 import { localPath } from "../archive/paths";
-import { fsyncDir } from "../archive/fsutil";
+import { fsyncDir, renameReplacing } from "../archive/fsutil";
 import { hashFile } from "../archive/local-io";
 import { Aborted, ConfigError, messageOf } from "../errors";
 import { HashingStream, pump } from "../offsite/streams";
@@ -193,7 +193,7 @@ async function restoreOne(record: FileRecord, to: string, options: RestoreOption
       report.problems.push({ code: "EXISTS", path: rel, message: `${dest} appeared while restoring: not replaced` });
       return;
     }
-    await fsp.rename(temp, dest);
+    await renameReplacing(temp, dest);
     await fsyncDir(path.dirname(dest));
     report.counts.restored++;
     report.restored.push(rel);
