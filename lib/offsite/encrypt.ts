@@ -1,6 +1,6 @@
 import { PassThrough, Readable } from "node:stream";
 import { ConfigError, messageOf } from "../errors";
-import { ObjectUndecryptable } from "./target";
+import { ObjectUndecryptable, type PutSource } from "./target";
 
 /* eslint-disable @typescript-eslint/no-explicit-any */
 type AgeModule = any;
@@ -35,6 +35,19 @@ export function encryptStream(plain: Readable, recipient: string): Readable {
     encrypter.addRecipient(recipient);
     return encrypter.encrypt(input);
   });
+}
+
+/**
+ * What a put sends of some plaintext: `open` gives the plaintext afresh at each call (a retry reads
+ * it again), encrypted on the way when there is a recipient; the size is then not known beforehand.
+ */
+export function putSource(open: () => Readable, plain: { size: number; sha256: string }, recipient: string | undefined): PutSource {
+  return {
+    open: () => (recipient ? encryptStream(open(), recipient) : open()),
+    size: recipient ? undefined : plain.size,
+    sha256: plain.sha256,
+    encrypted: recipient !== undefined,
+  };
 }
 
 /**

@@ -1,9 +1,9 @@
 import * as fsp from "node:fs/promises";
 import * as path from "node:path";
 import { createHash } from "node:crypto";
-import { encryptStream } from "./encrypt";
+import { putSource } from "./encrypt";
 import { bufferStream } from "./streams";
-import { TARGET_STATE, type PutSource } from "./target";
+import { TARGET_STATE } from "./target";
 import type { FileContext } from "./upload";
 
 /**
@@ -21,15 +21,7 @@ export async function uploadManifests(ctx: FileContext): Promise<void> {
   }
   for (const item of items) {
     const sha256 = createHash("sha256").update(item.data).digest("hex");
-    const source: PutSource = {
-      open: () => {
-        const stream = bufferStream(item.data);
-        return ctx.recipient ? encryptStream(stream, ctx.recipient) : stream;
-      },
-      size: ctx.recipient ? undefined : item.data.length,
-      sha256,
-      encrypted: ctx.recipient !== undefined,
-    };
+    const source = putSource(() => bufferStream(item.data), { size: item.data.length, sha256 }, ctx.recipient);
     const key = `${TARGET_STATE}/${item.name}${ctx.recipient ? ".age" : ""}`;
     await ctx.target.put(key, source, { mode: "replaceable", signal: ctx.signal, pace: ctx.pace });
   }

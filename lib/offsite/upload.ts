@@ -1,18 +1,17 @@
 import * as fs from "node:fs";
 import * as fsp from "node:fs/promises";
 import * as path from "node:path";
-import { Readable } from "node:stream";
 import type { Archive } from "../archive/archive";
 import type { Problem } from "../report";
 import { currentCopies, type FileRecord } from "../archive/catalog";
 import { writeFileAtomic } from "../archive/fsutil";
 import { Aborted, BackupError, messageOf } from "../errors";
 import { Throttle } from "../sftp/throttle";
-import { checkRecipient, encryptStream } from "./encrypt";
+import { checkRecipient, putSource } from "./encrypt";
 import { bufferStream, HashingStream, paced } from "./streams";
 import { uploadManifests } from "./manifests";
 import { CopyRecorder } from "./recorder";
-import { ObjectExists, TARGET_STATE, type OffsiteCopy, type PutSource, type Target, type TargetKind } from "./target";
+import { ObjectExists, TARGET_STATE, type OffsiteCopy, type Target, type TargetKind } from "./target";
 import { withRetry } from "../retry";
 
 export interface OffsiteOptions {
@@ -232,19 +231,13 @@ async function uploadFinal(ctx: FileContext, record: FileRecord): Promise<"uploa
 /** One put of an archived file, checking on the way that the bytes read are those the catalog vouches for. */
 async function putFile(ctx: FileContext, record: FileRecord, file: string, key: string, mode: "final" | "replaceable"): Promise<OffsiteCopy | "exists"> {
   let plain: HashingStream | undefined;
-  const source: PutSource = {
-    open: () => {
-      if (record.size === 0) return emptyOrEncrypted(ctx.recipient);
-      const input = fs.createReadStream(file, { end: record.size - 1, highWaterMark: readChunk(record.size) });
-      if (!ctx.recipient) return input; // the target hashes what it sends: that is the plaintext
-      plain = new HashingStream();
-      input.on("error", (err) => plain!.destroy(err));
-      return encryptStream(input.pipe(plain), ctx.recipient);
-    },
-    size: ctx.recipient ? undefined : record.size,
-    sha256: record.sha256,
-    encrypted: ctx.recipient !== undefined,
-  };
+  const source = putSource(() => {
+    const input = record.size === 0 ? bufferStream(Buffer.alloc(0)) : fs.createReadStream(file, { end: record.size - 1, highWaterMark: readChunk(record.size) });
+    if (!ctx.recipient) return input; // the target hashes what it sends: that is the plaintext
+    plain = new HashingStream();
+    input.on("error", (err: Error) => plain!.destroy(err));
+    return input.pipe(plain);
+  }, record, ctx.recipient);
   let put;
   try {
     put = await ctx.target.put(key, source, { mode, signal: ctx.signal, onBytes: ctx.onBytes, pace: ctx.pace });
@@ -264,24 +257,12 @@ async function putFile(ctx: FileContext, record: FileRecord, file: string, key: 
 async function uploadLive(ctx: FileContext, record: FileRecord): Promise<"uploaded" | "skipped"> {
   const file = ctx.archive.fileOf(record);
   if ((await fsp.stat(file)).size < record.size || record.size === 0) return "skipped";
-  const source: PutSource = {
-    open: () => {
-      const stream = fs.createReadStream(file, { start: 0, end: record.size - 1, highWaterMark: readChunk(record.size) });
-      return ctx.recipient ? encryptStream(stream, ctx.recipient) : stream;
-    },
-    size: ctx.recipient ? undefined : record.size,
-    sha256: record.sha256,
-    encrypted: ctx.recipient !== undefined,
-  };
+  const source = putSource(() => fs.createReadStream(file, { start: 0, end: record.size - 1, highWaterMark: readChunk(record.size) }), record, ctx.recipient);
   const put = await ctx.target.put(`${TARGET_STATE}/live/${record.path}${ctx.recipient ? ".age" : ""}`, source, { mode: "replaceable", signal: ctx.signal, onBytes: ctx.onBytes, pace: ctx.pace });
   if (!ctx.recipient && put.objectSha256 !== record.sha256) {
     throw new BackupError("ARCHIVE_MISMATCH", `${record.path}: the archived bytes of this growing file no longer match its catalog hash (run hash-verify)`);
   }
   return "uploaded";
-}
-
-function emptyOrEncrypted(recipient: string | undefined): Readable {
-  return recipient ? encryptStream(bufferStream(Buffer.alloc(0)), recipient) : bufferStream(Buffer.alloc(0));
 }
 
 async function saveState(file: string, state: OffsiteTargetState): Promise<void> {
