@@ -199,16 +199,22 @@ export class Archive {
     }
   }
 
+  /** Whether a writer (in this or another process, on this or another computer) holds the lock now. */
+  isLocked(): Promise<boolean> {
+    return lockfile.check(this.stateDir, this.lockOptions()).catch(() => false);
+  }
+
+  private lockOptions() {
+    return { fs: this.lockFs, lockfilePath: path.join(this.stateDir, "lock"), realpath: false, stale: LOCK_STALE_MS };
+  }
+
   private async acquire(waitMs: number): Promise<void> {
     await this.checkPlace();
     const lost = new AbortController();
     let release: () => Promise<void>;
     try {
       release = await lockfile.lock(this.stateDir, {
-        fs: this.lockFs,
-        lockfilePath: path.join(this.stateDir, "lock"),
-        realpath: false,
-        stale: LOCK_STALE_MS,
+        ...this.lockOptions(),
         update: 5_000,
         retries: waitMs ? { retries: Math.ceil(waitMs / 500), factor: 1, minTimeout: 500, maxTimeout: 500 } : 0,
         onCompromised: (err) => lost.abort(new BackupError("LOCK_LOST", `lost the archive lock: ${err.message}`)),

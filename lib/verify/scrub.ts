@@ -1,7 +1,5 @@
 import * as fs from "node:fs/promises";
-import * as path from "node:path";
-import * as lockfile from "proper-lockfile";
-import { LOCK_STALE_MS, type Archive } from "../archive/archive";
+import type { Archive } from "../archive/archive";
 import { currentCopies, storedPathOf, type Catalog, type FileRecord } from "../archive/catalog";
 import { Aborted, ConfigError, messageOf } from "../errors";
 import { connect, type ServerConfig, type SftpSession } from "../sftp/connect";
@@ -171,7 +169,7 @@ async function markIn(cat: Catalog, marks: Mark[]): Promise<void> {
  */
 async function confirm(archive: Archive, suspects: Array<{ record: Checked; verdict: Verdict }>, settleMs: number): Promise<Array<{ record?: Checked; verdict: Verdict }>> {
   if (suspects.length === 0) return [];
-  if (settleMs > 0 && (await pullRunning(archive))) await new Promise((r) => setTimeout(r, settleMs));
+  if (settleMs > 0 && (await archive.isLocked())) await new Promise((r) => setTimeout(r, settleMs));
   const fresh = await archive.readCatalog();
   const out: Array<{ record?: Checked; verdict: Verdict }> = [];
   for (const s of suspects) {
@@ -186,10 +184,6 @@ async function confirm(archive: Archive, suspects: Array<{ record: Checked; verd
 function hashOne(root: string, rel: string, length: number): Promise<HashResult> {
   let out: HashResult | undefined;
   return hashFiles(root, [{ id: 0, rel, length, expect: length }], { onResults: (r) => void (out = r[0]) }).then(() => out!);
-}
-
-async function pullRunning(archive: Archive): Promise<boolean> {
-  return lockfile.check(archive.stateDir, { lockfilePath: path.join(archive.stateDir, "lock"), realpath: false, stale: LOCK_STALE_MS }).catch(() => false);
 }
 
 /** Quarantines a bad copy, then tries the server; says plainly what is lost when it cannot help. */
