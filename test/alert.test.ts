@@ -8,7 +8,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import * as sinon from "sinon";
 import { Archive } from "../lib/archive/archive";
-import { Alerter, alertSetup, deliver, emailChannel, healthChecks, homeAssistantAccess, homeAssistantChannel, IncidentBook, emptyIncidentState, meaningOf, noticeOf, ntfyChannel, redact, webhookChannel, type DeliveredEvent, type IncidentEvent } from "../lib/alert";
+import { adviceFor, Alerter, alertSetup, deliver, emailChannel, healthChecks, homeAssistantAccess, homeAssistantChannel, IncidentBook, emptyIncidentState, meaningOf, noticeOf, ntfyChannel, redact, webhookChannel, type DeliveredEvent, type IncidentEvent } from "../lib/alert";
 import { applyOutcome, emptySnapshot, type HealthOutcome, type HealthSnapshot } from "../lib/health/snapshot";
 import { freePort } from "./support/net";
 import { startHttpSink, startSmtpSink, type HttpSink } from "./support/sinks";
@@ -141,6 +141,13 @@ describe("alert: checks from health and from messages", function () {
     assert.equal(f.kind === "fail" && f.check.message, "NAS share gone");
     assert.deepEqual(meaningOf({ ping: "start" }), { kind: "ping", ping: "start" });
     assert.equal(meaningOf({ payload: 1 }).kind, "ignored");
+  });
+
+  it("a failed drill gets its own advice (the offsite copy is in question, not the archive)", function () {
+    assert.match(adviceFor("DRILL_FAILED"), /sample restored from the offsite copy .* the archive itself is not touched.* tick-backup drill/);
+    assert.doesNotMatch(adviceFor("DRILL_FAILED"), /Restore the named files from the offsite copy/);
+    assert.match(adviceFor("VERIFY_MISMATCH"), /Restore the named files from the offsite copy/);
+    assert.match(adviceFor("SOMETHING_FAILED"), /next run tries again/);
   });
 
   it("a person can act on the text: what, where, since when, what to do", function () {

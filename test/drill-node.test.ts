@@ -76,7 +76,7 @@ describe("node hash-verify: restore drill", function () {
     assert.ok(r.sources[0].sample.includes("EURUSD/2026-11-01.csv") || r.sources[0].sample.includes("EURUSD/2026-11-12.csv"), "oldest or newest in the sample");
     assert.equal(l.statuses[l.statuses.length - 1].fill, "green");
     assert.match(l.statuses[l.statuses.length - 1].text!, /^drill 5\/5 ok/);
-    assert.equal(l.outcomes.find((o) => o.kind === "verify")?.ok, true);
+    assert.equal(l.outcomes.find((o) => o.kind === "drill")?.ok, true);
     const health = (await l.arc.health()).snapshot;
     assert.equal(health.lastSuccess.drill, r.finishedAt);
     assert.equal(health.lastSuccess.verify, undefined, "a drill is not a read-back of the archive");
@@ -101,8 +101,12 @@ describe("node hash-verify: restore drill", function () {
     assert.equal(l.statuses[l.statuses.length - 1].fill, "red");
     const err = await l.caught.wait(() => true, "the error");
     assert.match(err.error.message, /drill: .*EURUSD\/2026-11-\d\d\.csv/);
-    assert.equal(l.outcomes.find((o) => o.kind === "verify")?.ok, false);
-    assert.equal((await l.arc.health()).snapshot.lastSuccess.drill, undefined);
+    assert.equal(l.outcomes.find((o) => o.kind === "drill")?.ok, false);
+    const health = await l.arc.health();
+    assert.equal(health.snapshot.lastSuccess.drill, undefined);
+    // The offsite copies are in question, not the archive: Home Assistant and the alert say so.
+    assert.deepEqual(health.problems.map((p: any) => p.code), ["DRILL_FAILED"]);
+    assert.match(health.problems[0].message, /3 offsite copies that do not restore to the archived bytes/);
   });
 
   it("an encrypted target: decrypts with the age key from the node's credentials; without it the drill fails clearly", async () => {

@@ -33,7 +33,7 @@ function pullOutcome(finishedAt: string, files = 3, bytes = 3_000_000, problems:
 
 function verifyOutcome(finishedAt: string, mismatches: string[] = [], mode = "scrub"): HealthOutcome {
   return {
-    kind: "verify", source: "verify-1", ok: mismatches.length === 0, at: finishedAt,
+    kind: mode === "drill" ? "drill" : "verify", source: "verify-1", ok: mismatches.length === 0, at: finishedAt,
     report: {
       kind: "verify", archive: "ticks", startedAt: finishedAt, finishedAt, durationMs: 100, mode,
       counts: { checked: 10, ok: 10 - mismatches.length, mismatched: mismatches.length, missing: 0, extra: 0, skipped: 0 },
@@ -148,6 +148,24 @@ describe("health snapshot", function () {
     assert.equal(figures.bytes, 6000);
     assert.deepEqual([figures.live, figures.final], [1, 5]);
     assert.equal(figures.rewrittenRecently, 0, "a rewrite kept eight days ago is no longer a problem");
+  });
+
+  it("a drill's findings are the offsite copies' problem (DRILL_FAILED), kept apart from the verify's; the next good drill clears them", function () {
+    let s = applyOutcome(emptySnapshot("ticks", new Date(T0)), verifyOutcome(at(1)));
+    s = applyOutcome(s, verifyOutcome(at(2), ["EURUSD/2026-11-24.csv"], "drill"));
+    let reasons = problemsOf(s, { now: new Date(at(2)) });
+    assert.deepEqual(reasons.map((r) => r.code), ["DRILL_FAILED"]);
+    assert.match(reasons[0].message, /1 offsite copies that do not restore to the archived bytes .*EURUSD\/2026-11-24\.csv/);
+    assert.deepEqual(s.verify?.mismatched, 0, "the scrub's clean result stands");
+    assert.equal(s.lastSuccess.verify, at(1));
+    // A drill that could not run at all (the target offline) is a drill failure of that node; what the last one found stands.
+    s = applyOutcome(s, { kind: "drill", source: "verify-1", ok: false, at: at(3), error: { code: "OFFSITE_FAILED", message: "the target is offline" } });
+    reasons = problemsOf(s, { now: new Date(at(3)) });
+    assert.deepEqual(reasons.map((r) => [r.code, r.source]), [["DRILL_FAILED", "verify-1"], ["DRILL_FAILED", undefined]]);
+    assert.match(reasons[0].message, /last drill at .*: the target is offline/);
+    s = applyOutcome(s, verifyOutcome(at(4), [], "drill"));
+    assert.deepEqual(problemsOf(s, { now: new Date(at(4)) }), []);
+    assert.equal(s.lastSuccess.drill, at(4));
   });
 
   it("the catalog's verify verdicts and offsite copies speak when no report of that kind has been seen", function () {

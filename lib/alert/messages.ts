@@ -33,6 +33,8 @@ const ADVICE: Record<string, string> = {
   DISK_LOW: "Free space on the archive disk, or move the archive to a larger disk before it fills.",
   DISK_CRITICAL: "The archive disk is almost full: free space now or move the archive to a larger disk, or new data cannot be stored.",
   VERIFY_MISMATCH: "Do not delete anything. Restore the named files from the offsite copy (tick-backup restore), and check the disk's health.",
+  DRILL_FAILED:
+    "A sample restored from the offsite copy was missing, unreadable or not the archived bytes: the archive itself is not touched. Check the offsite target (credentials, the disk plugged in), then run tick-backup drill for every file's verdict.",
   OFFSITE_FAILED: "Check the offsite target (credentials, network, the second disk plugged in). Uploads are retried at the next run.",
   FILES_REWRITTEN: "Finished files changed on the server; the old contents are kept in .tick-backup/versions. Check the server for tampering or a failing disk.",
   NODE_ERROR: "Look at the named node's status and the Node-RED log.",

@@ -34,6 +34,8 @@ export interface HealthSnapshot {
   pull?: { at: string; files: number; bytes: number; durationMs: number; rewritten: number };
   disk?: { at: string; level: string; path?: string; free?: number; total?: number; usedPercent?: number; daysUntilFull?: number | null; bytesPerDay7?: number | null };
   verify?: { at: string; mode?: string; mismatched: number; missing: number; paths: string[]; lastFullProofAt?: string };
+  /** the last restore drill: offsite copies that did not restore to the archived bytes (the archive itself is not in question) */
+  drill?: { at: string; mismatched: number; missing: number; paths: string[] };
   offsite?: Record<string, { at: string; state?: string; pending?: number; failed: number; lastCompleteAt?: string }>;
   catalog?: CatalogFigures;
 }
@@ -96,14 +98,17 @@ export function applyOutcome(previous: HealthSnapshot, outcome: HealthOutcome): 
     const mismatched = num(counts.mismatched) ?? 0;
     const missing = num(counts.missing) ?? 0;
     const paths = [...strings(report.mismatches), ...strings(report.missing)].slice(0, LIST_LIMIT);
-    s.verify = { at: finished, mode: str(report.mode), mismatched, missing, paths, lastFullProofAt: str(report.lastFullProofAt) ?? s.verify?.lastFullProofAt };
     const clean = mismatched === 0 && missing === 0;
     if (report.mode === "drill") {
+      // A drill proves the offsite copies, not the archive: what it finds is kept apart from the verify's findings.
+      s.drill = { at: finished, mismatched, missing, paths };
       if (outcome.ok) s.lastSuccess.drill = finished;
-    } else if (clean && (num(counts.checked) ?? 0) > 0) {
-      s.lastSuccess.verify = finished;
+    } else {
+      s.verify = { at: finished, mode: str(report.mode), mismatched, missing, paths, lastFullProofAt: str(report.lastFullProofAt) ?? s.verify?.lastFullProofAt };
+      if (clean && (num(counts.checked) ?? 0) > 0) s.lastSuccess.verify = finished;
     }
   } else if (kind === "drill" || kind === "restore-drill") {
+    // a drill's report without the verify shape (from another version): only its time counts
     if (outcome.ok) s.lastSuccess.drill = finished;
   } else if (kind === "disk") {
     const disk = obj(report.archiveDisk);
@@ -161,7 +166,7 @@ export function problemsOf(s: HealthSnapshot, options: { now?: Date; staleHours?
   const now = options.now ?? new Date();
   // What the reports of these kinds say in their own fields; a run's generic reason is added only
   // when its kind has none of these (a failure, or a problem the fields do not show).
-  const specific: Record<string, ProblemReason[]> = { disk: [], verify: [], offsite: [] };
+  const specific: Record<string, ProblemReason[]> = { disk: [], verify: [], offsite: [], drill: [] };
   if (s.disk && (s.disk.level === "warn" || s.disk.level === "critical")) {
     const free = s.disk.free !== undefined ? `, ${(s.disk.free / 2 ** 30).toFixed(1)} GiB free` : "";
     specific.disk.push({ code: s.disk.level === "critical" ? "DISK_CRITICAL" : "DISK_LOW", message: `archive disk ${s.disk.usedPercent ?? "?"}% used${free}` });
@@ -171,6 +176,9 @@ export function problemsOf(s: HealthSnapshot, options: { now?: Date; staleHours?
   } else if (s.catalog && s.catalog.verifyBad > 0) {
     // The catalog remembers each file's last verdict, also when no verify report has been seen here.
     specific.verify.push({ code: "VERIFY_MISMATCH", message: `${s.catalog.verifyBad} file(s) failed their last verify: ${s.catalog.verifyBadPaths.join(", ")}` });
+  }
+  if (s.drill && s.drill.mismatched + s.drill.missing > 0) {
+    specific.drill.push({ code: "DRILL_FAILED", message: `the restore drill found ${s.drill.mismatched} offsite copies that do not restore to the archived bytes and ${s.drill.missing} missing: ${s.drill.paths.join(", ")}` });
   }
   for (const [name, t] of Object.entries(s.offsite ?? {})) {
     if (t.failed > 0 || t.state === "offline") {
@@ -193,7 +201,7 @@ export function problemsOf(s: HealthSnapshot, options: { now?: Date; staleHours?
   if (c && c.rewrittenRecently > 0) {
     reasons.push({ code: "FILES_REWRITTEN", message: `${c.rewrittenRecently} finished file(s) changed on the server this week (old contents kept as versions): ${c.rewrittenPaths.join(", ")}` });
   }
-  reasons.push(...specific.disk, ...specific.verify, ...specific.offsite);
+  reasons.push(...specific.disk, ...specific.verify, ...specific.offsite, ...specific.drill);
   const staleHours = options.staleHours ?? 0;
   if (staleHours > 0) {
     const since = s.lastSuccess.pull ?? s.createdAt;

@@ -31,7 +31,8 @@ export = (RED: NodeAPI) => {
     const credentials = this.credentials as { identity?: string } | undefined;
 
     serveRuns(this, {
-      kind: "verify",
+      // A drill proves the offsite copies: its outcome counts as a drill, not as a verify of the archive.
+      kind: (msg) => (modeOf(msg, def) === "drill" ? "drill" : "verify"),
       archive,
       blank: (msg) => blankVerifyReport(archive?.archiveName ?? "", modeOf(msg, def) as VerifyMode),
       run: async (msg, { signal, progress }) => {

@@ -12,7 +12,8 @@ export interface RunContext {
 }
 
 export interface RunSpec<R extends RunReport> {
-  kind: string;
+  /** the kind of run a message starts, as the archive's health counts it */
+  kind: string | ((msg: NodeMessage) => string);
   archive: BackupArchiveNode | null;
   /** a blank report of this kind: the busy answer is made of it */
   blank(msg: NodeMessage): RunReport;
@@ -34,6 +35,7 @@ export function serveRuns<R extends RunReport>(node: Node, spec: RunSpec<R>): vo
     }
     stop = new AbortController();
     const { signal } = stop;
+    const kind = typeof spec.kind === "function" ? spec.kind(msg) : spec.kind;
     let shownAt = 0;
     const progress = (text: string, now = false) => {
       if (!now) {
@@ -47,13 +49,13 @@ export function serveRuns<R extends RunReport>(node: Node, spec: RunSpec<R>): vo
       .run(async () => {
         const report = await spec.run(msg, { signal, progress });
         node.status(withHaNote(spec.status(report), spec.archive));
-        recordOutcome(spec.archive, node, spec.kind, { report });
+        recordOutcome(spec.archive, node, kind, { report });
         send({ ...msg, payload: report });
         done(spec.failure(report));
       })
       ?.catch((err) => {
         // A run stopped by a redeploy is no outcome: the next run resumes it.
-        if (!signal.aborted) recordOutcome(spec.archive, node, spec.kind, { error: err });
+        if (!signal.aborted) recordOutcome(spec.archive, node, kind, { error: err });
         reportFailure(node, err, done, signal.aborted);
       });
   });
