@@ -21,6 +21,7 @@ const serverNode = require(path.join(__dirname, "../nodes/sftp-server/sftp-serve
 const archiveNode = require(path.join(__dirname, "../nodes/backup-archive/backup-archive.js"));
 const pullNode = require(path.join(__dirname, "../nodes/sftp-pull/sftp-pull.js"));
 const alertNode = require(path.join(__dirname, "../nodes/alert/alert.js"));
+const verifyNode = require(path.join(__dirname, "../nodes/hash-verify/hash-verify.js"));
 helper.init(nodeRedPath());
 
 /* eslint-disable @typescript-eslint/no-explicit-any */
@@ -81,7 +82,7 @@ describe("node alert", function () {
   });
 
   async function load(f: object[]) {
-    await helper.load([serverNode, archiveNode, pullNode, alertNode], f, creds());
+    await helper.load([serverNode, archiveNode, pullNode, alertNode, verifyNode], f, creds());
     const alert = helper.getNode("alert");
     const statuses: any[] = [];
     const original = alert.status;
@@ -118,6 +119,25 @@ describe("node alert", function () {
   }
 
   const sent = (prefix: string) => http.requests.filter((r) => r.path.startsWith(prefix));
+
+  it("a verify mismatch, seen by the catch node and the archive's health, is one notice", async function () {
+    const remoteDir = tempDir("tick-alert-remote-");
+    write(remoteDir, "EURUSD/2026-11-25.csv", "t,bid,ask\n1,1.1,1.2\n");
+    const archivePath = tempDir("tick-alert-archive-");
+    const verify = { id: "verify", type: "hash-verify", z: "f1", x: 100, y: 300, name: "scrub", archive: "arc", mode: "full", partitions: 7, server: "", remoteDir: "", wires: [[]] };
+    const l = await load([...flow({ archivePath, remoteDir }), verify]);
+    await l.runPull();
+    fs.writeFileSync(path.join(archivePath, "EURUSD/2026-11-25.csv"), "t,bid,ask\n1,9.9,1.2\n"); // the disk rotted one byte
+    const received = () => helper.log().getCalls().filter((c: any) => c.args[0].event === "node.alert.receive").length;
+    helper.getNode("verify").receive({});
+    await waitFor("the catch node's message at the alert node", () => received() === 1);
+    const opened = await waitFor("the opened event", () => l.events.find((m) => m.payload.event === "opened"));
+    assert.equal(opened.payload.code, "VERIFY_MISMATCH");
+    await waitFor("the mail", () => smtp.mails.length === 1);
+    await new Promise((r) => setTimeout(r, 300));
+    assert.deepEqual(l.events.map((m) => [m.payload.event, m.payload.key]), [["opened", "health:VERIFY_MISMATCH"]], "one notice, not one more for the catch message");
+    assert.equal(smtp.mails.length, 1);
+  });
 
   it("a failing pull is announced once on every channel, and its recovery once, after it settles", async function () {
     const remoteRoot = tempDir("tick-alert-remote-");

@@ -412,6 +412,22 @@ describe("alert: the alerter over time, with a restart in the middle", function 
     assert.deepEqual(events.map((e) => e.event), ["opened", "resolved"]);
   });
 
+  it("one notice per problem: the catch message of a node the archive's health judges (a verify mismatch, a critical disk) opens nothing more", async function () {
+    const events: DeliveredEvent[] = [];
+    const a = alerter(events);
+    const mismatch: HealthOutcome = {
+      kind: "verify", source: "verify-1", ok: false, at: iso(),
+      report: { kind: "verify", finishedAt: iso(), mode: "full", counts: { checked: 3, ok: 2, mismatched: 1, missing: 0 }, mismatches: ["EURUSD/2026-11-24.csv"], missing: [], problems: [{ code: "MISMATCH", message: "EURUSD/2026-11-24.csv does not match" }] } as HealthOutcome["report"],
+    };
+    await a.health(applyOutcome(emptySnapshot("ticks", new Date()), mismatch));
+    await a.input({ error: { message: "verify found 1 mismatched and 0 missing file(s)", code: "VERIFY_FAILED", source: { id: "verify-1", type: "hash-verify", name: "" } } });
+    assert.deepEqual(events.map((e) => [e.event, e.key]), [["opened", "health:VERIFY_MISMATCH"]]);
+    assert.equal(a.open, 1);
+    // A node the health does not know (a node of the user's own) is news by its catch message alone.
+    await a.input({ error: { message: "ENOSPC", source: { id: "n9", type: "file", name: "write log" } } });
+    assert.deepEqual(events.map((e) => [e.event, e.key]), [["opened", "health:VERIFY_MISMATCH"], ["opened", "node:n9"]]);
+  });
+
   it("a catch error from a node outside the archive resolves with msg.topic and msg.ok; pings go out with no secret in the log", async function () {
     const events: DeliveredEvent[] = [];
     const a = alerter(events);

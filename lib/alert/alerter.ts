@@ -57,6 +57,9 @@ export class Alerter {
     this.book = new IncidentBook(emptyIncidentState(), options);
   }
 
+  /** the nodes whose runs the archive's health judges (from the last snapshot) */
+  private reporting = new Set<string>();
+
   get open(): number {
     return this.book.open.length;
   }
@@ -64,6 +67,7 @@ export class Alerter {
   /** The archive's health changed (or the clock moved on): open, keep or resolve its checks. */
   health(snapshot: HealthSnapshot): Promise<DeliveredEvent[]> {
     return this.enqueue(() => {
+      this.reporting = new Set(Object.keys(snapshot.runs));
       const now = this.now();
       const failing = healthChecks(snapshot, { now, staleHours: this.options.staleHours, names: this.options.names });
       const keys = new Set(failing.map((c) => c.key));
@@ -87,6 +91,9 @@ export class Alerter {
     }
     return this.enqueue(() => {
       const now = this.now();
+      // A node of this archive tells its outcome to the health, which judges it (a failed run, a
+      // mismatch, a critical disk): its catch message is the same news and opens nothing more.
+      if (meaning.kind === "fail" && meaning.check.source && this.reporting.has(meaning.check.source)) return [];
       if (meaning.kind === "fail") return this.book.fail(meaning.check, now);
       if (meaning.kind === "ok") {
         const keys = this.book.open.filter((i) => i.key === `topic:${meaning.name}` || i.source === meaning.name || i.sourceName === meaning.name).map((i) => i.key);

@@ -54,7 +54,8 @@ export = (RED: NodeAPI) => {
         onError: (message) => this.warn(redact(message, secrets)),
       });
       const show = () => this.status(withHaNote(statusOf(alerter, setup.channels.length), archive));
-      const evaluate = () => archive.health().then((h) => alerter.health(h.snapshot)).then(show, show);
+      const current = () => archive.health().then((h) => alerter.health(h.snapshot));
+      const evaluate = () => current().then(show, show);
 
       const unsubscribers = [
         archive.onHealth((snapshot) => void alerter.health(snapshot).then(show)),
@@ -69,14 +70,19 @@ export = (RED: NodeAPI) => {
       let warnedIgnored = false;
       this.on("input", (msg, _send, done) => {
         if (fromSelf(msg, this.id)) return done();
-        alerter.input(msg as unknown as Record<string, unknown>).then(({ meaning }) => {
-          if (meaning.kind === "ignored" && !warnedIgnored) {
-            warnedIgnored = true;
-            this.warn(`a message was ignored: ${meaning.why}`);
-          }
-          show();
-          done();
-        }, (err) => reportFailure(this, new Error(redact(messageOf(err), secrets)), done));
+        // The health first: a node of this archive that failed has told it already (before its catch
+        // message left), and the alerter must know that node as one the health speaks for.
+        current()
+          .catch(() => undefined)
+          .then(() => alerter.input(msg as unknown as Record<string, unknown>))
+          .then(({ meaning }) => {
+            if (meaning.kind === "ignored" && !warnedIgnored) {
+              warnedIgnored = true;
+              this.warn(`a message was ignored: ${meaning.why}`);
+            }
+            show();
+            done();
+          }, (err) => reportFailure(this, new Error(redact(messageOf(err), secrets)), done));
       });
 
       this.on("close", (_removed: boolean, done: () => void) => {
