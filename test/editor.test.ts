@@ -120,6 +120,15 @@ describe("the editor in a real browser (Chromium, Node-RED 4.1, installed from t
     await page.waitForSelector('.red-ui-palette-node[data-palette-type="sftp-pull"]', { timeout: 30_000 });
   });
 
+  // A test that failed with a dialog open must not fail the next one as well (its shade takes the clicks).
+  afterEach(async function () {
+    if (!page || this.currentTest?.state !== "failed") return;
+    await page.evaluate(() => {
+      for (let i = 0; i < 5; i++) RED.tray.close();
+    });
+    await page.waitForSelector(".red-ui-tray", { state: "detached", timeout: 10_000 }).catch(() => undefined);
+  });
+
   after(async function () {
     this.timeout(30_000);
     await browser?.close().catch(() => undefined);
