@@ -151,7 +151,7 @@ export class S3Target implements Target {
 
   /**
    * A source of one part or less is read into memory first (as lib-storage would buffer it) and
-   * sent in one plain PUT, which costs far less CPU per small file than the multipart machinery.
+   * sent in one plain PUT: on many small files lib-storage's chunking was CPU spent for nothing.
    * Its length is checked before anything is sent: a file that came up short is never stored.
    */
   private async putWhole(key: string, params: PutObjectCommandInput, source: PutSource, hashing: HashingStream, options: PutOptions): Promise<Stated> {
