@@ -38,6 +38,9 @@ interface RunResult {
   engineSeconds?: number;
   bytes: number;
   maxRssMB: number;
+  /** CPU seconds (user + system) of the uploading process, and of the S3 server during the run */
+  cpuSeconds?: number;
+  serverCpuSeconds?: number;
   problems: string[];
 }
 
@@ -64,13 +67,19 @@ async function main(): Promise<void> {
       const oursRuns: RunResult[] = [];
       const rcloneRuns: RunResult[] = [];
       for (let i = 0; i < RUNS; i++) {
-        const runOurs = async () => oursRuns.push(await timed(process.execPath, [...process.execArgv.filter((a) => a.startsWith("--cpu-prof")), __filename, "runner", archiveDir, endpoint, `ours-${i}`], true));
+        // The server's CPU during each run shows how much of the two cores the client leaves it.
+        const withServerCpu = async (run: Promise<RunResult>) => {
+          const before = cpuOf(server.pid!);
+          const r = await run;
+          return { ...r, serverCpuSeconds: round(cpuOf(server.pid!) - before) };
+        };
+        const runOurs = async () => oursRuns.push(await withServerCpu(timed(process.execPath, [...process.execArgv.filter((a) => a.startsWith("--cpu-prof")), __filename, "runner", archiveDir, endpoint, `ours-${i}`], true)));
         const runRclone = async () =>
           rcloneRuns.push(
-            await timed("rclone", [
+            await withServerCpu(timed("rclone", [
               "copy", archiveDir, `:s3,provider=Other,access_key_id=S3RVER,secret_access_key=S3RVER,endpoint='${endpoint}',force_path_style=true:${BUCKET}/rclone-${i}`,
               "--exclude", "/.tick-backup/**", "--transfers", String(CONCURRENCY), "--config", "/dev/null", "--log-level", "ERROR",
-            ]),
+            ])),
           );
         if (i % 2 === 0) await runOurs().then(runRclone);
         else await runRclone().then(runOurs);
@@ -79,7 +88,10 @@ async function main(): Promise<void> {
       }
       const ours = median(oursRuns);
       const rclone = median(rcloneRuns);
-      const row = (r: RunResult) => ({ seconds: r.seconds, engineSeconds: r.engineSeconds, mbPerSec: Math.round((total / 1e6 / r.seconds) * 10) / 10, maxRssMB: r.maxRssMB, problems: r.problems });
+      const row = (r: RunResult) => ({
+        seconds: r.seconds, engineSeconds: r.engineSeconds, mbPerSec: Math.round((total / 1e6 / r.seconds) * 10) / 10, maxRssMB: r.maxRssMB,
+        cpuSeconds: r.cpuSeconds, serverCpuSeconds: r.serverCpuSeconds, problems: r.problems,
+      });
       const result = {
         scale: SCALE,
         bytes: total,
@@ -138,17 +150,19 @@ function timed(cmd: string, args: string[], reportsItself = false): Promise<RunR
     const child = spawn(cmd, args, { stdio: ["ignore", "pipe", "inherit"], env });
     let out = "";
     let hwm = 0;
+    let cpu = 0;
     child.stdout.on("data", (d: Buffer) => (out += d.toString()));
     const sample = setInterval(() => {
       const m = /VmHWM:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${child.pid}/status`, { encoding: "utf8", flag: "r" }) ?? "");
       if (m) hwm = Math.max(hwm, Number(m[1]) / 1024);
+      cpu = Math.max(cpu, cpuOf(child.pid!)); // the last sample before the exit: short of the truth by up to 50 ms
     }, 50);
     child.on("error", reject);
     child.on("exit", (code) => {
       clearInterval(sample);
       const seconds = Number(process.hrtime.bigint() - started) / 1e9;
       if (code !== 0) return reject(new Error(`${cmd} exited ${code}`));
-      if (!reportsItself) return resolve({ seconds: round(seconds), bytes: 0, maxRssMB: Math.round(hwm), problems: [] });
+      if (!reportsItself) return resolve({ seconds: round(seconds), bytes: 0, maxRssMB: Math.round(hwm), cpuSeconds: round(cpu), problems: [] });
       const r = JSON.parse(out.trim().split("\n").pop()!) as RunResult;
       resolve({ ...r, engineSeconds: round(r.seconds), seconds: round(seconds) });
     });
@@ -170,7 +184,7 @@ async function runner(archiveDir: string, endpoint: string, prefix: string): Pro
   const report = await uploadOffsite({ archive, target, targetName: "bench", concurrency: CONCURRENCY });
   await target.close();
   const ru = process.resourceUsage();
-  const result: RunResult = { seconds: report.durationMs / 1000, bytes: report.bytes, maxRssMB: Math.round(ru.maxRSS / 1024), problems: report.problems.slice(0, 5).map((p) => `${p.code} ${p.path ?? ""}: ${p.message}`) };
+  const result: RunResult = { seconds: report.durationMs / 1000, bytes: report.bytes, maxRssMB: Math.round(ru.maxRSS / 1024), cpuSeconds: (ru.userCPUTime + ru.systemCPUTime) / 1e6, problems: report.problems.slice(0, 5).map((p) => `${p.code} ${p.path ?? ""}: ${p.message}`) };
   process.stdout.write(JSON.stringify(result) + "\n");
   process.exit(0);
 }
@@ -186,6 +200,16 @@ async function forgetCopies(root: string): Promise<void> {
     await cat.commit(...cat.all().map(({ copies: _gone, ...rest }) => rest));
     await cat.compact(true);
   });
+}
+
+/** CPU seconds (user + system) a live process has used, from /proc/<pid>/stat; 0 once it is gone. */
+function cpuOf(pid: number): number {
+  try {
+    const fields = fs.readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1].split(" ");
+    return (Number(fields[11]) + Number(fields[12])) / 100; // utime and stime, in clock ticks of 1/100 s
+  } catch {
+    return 0;
+  }
 }
 
 function round(s: number): number {

@@ -180,6 +180,7 @@ describe("offsite targets (one suite for every kind)", function () {
       it("detects a source that ends short of its announced size and records nothing there", async () => {
         const data = Buffer.from("0123456789");
         await assert.rejects(target.put("short.csv", { ...source(data), size: 20 }, { mode: "final" }), (err: Error & { code?: string }) => err.code === "OFFSITE_MISMATCH");
+        assert.equal(await target.head("short.csv"), undefined, "nothing stored under the name");
       });
 
       if (kind.name.startsWith("rclone")) {

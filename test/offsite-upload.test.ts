@@ -241,6 +241,23 @@ describe("offsite upload", function () {
       assert.ok((await readAll(await target.get("big.bin"))).equals(big));
     });
 
+    it("sends a file of one part in one PUT, with no HEAD and no multipart, and no body waits for '100 Continue'", async () => {
+      const files = { "a.csv": "1\n", "b.csv": randomBytes(64 * 1024), "two-mib.bin": randomBytes(3 * MiB), "big.bin": randomBytes(11 * MiB) };
+      const archive = await archiveWith(files);
+      const target = s3Target();
+      s3.requests.length = 0;
+      const report = await run(archive, target);
+      assert.deepEqual(report.problems, []);
+      assert.equal(report.counts.uploaded, 4);
+      const about = (key: string) => s3.requests.filter((r) => decodeURIComponent(r.url.split("?")[0]).endsWith(`/${key}`));
+      for (const key of ["a.csv", "b.csv", "two-mib.bin"]) {
+        assert.deepEqual(about(key).map((r) => [r.method, partNumber(r), r.url.includes("uploads")]), [["PUT", undefined, false]], key);
+      }
+      assert.equal(about("big.bin").filter((r) => isDataPut(r) && partNumber(r) !== undefined).length, 3, "11 MiB in 5 MiB parts");
+      assert.deepEqual(s3.requests.filter((r) => r.headers.expect !== undefined).map((r) => `${r.method} ${r.url}`), []);
+      for (const [key, data] of Object.entries(files)) assert.equal(await target.hash(key), sha(data));
+    });
+
     it("survives a dropped connection in the middle of an upload", async () => {
       const data = randomBytes(6 * MiB);
       const archive = await archiveWith({ "drop.bin": data });
