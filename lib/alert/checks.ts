@@ -32,7 +32,7 @@ function groupOf(code: string): string {
 }
 
 /** The check an error message of no node and no topic belongs to. */
-export const UNNAMED_ERROR = "error";
+const UNNAMED_ERROR = "error";
 
 /** What a message sent to the alert node means. */
 export type InputMeaning =

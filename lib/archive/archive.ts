@@ -5,7 +5,7 @@ import * as lockfile from "proper-lockfile";
 import { ArchiveLocked, BackupError, ConfigError } from "../errors";
 import { Catalog, storedPathOf, type FileRecord } from "./catalog";
 import { describeFilesystem, filesystemDifferences, isRecordedFilesystem, matchesRecorded, probeFilesystem, type FsIdentity } from "./filesystem";
-import { createOnce, exists, writeFileAtomic } from "./fsutil";
+import { createOnce, exists, isAbsent, writeFileAtomic } from "./fsutil";
 import { loadProfile, type FsProfile } from "./fs-probe";
 import { readKnown, rememberKnown, knownFile } from "./known";
 import { lockFs } from "./lock-fs";
@@ -117,7 +117,7 @@ export class Archive {
     ]);
     if (!stat) throw missing(this.root);
     if (text instanceof Error) {
-      if (text.code === "ENOENT" || text.code === "ENOTDIR") throw await notFound(this.root, this.identity);
+      if (isAbsent(text)) throw await notFound(this.root, this.identity);
       throw text;
     }
     const found = parseIdentity(text, this.stateDir);

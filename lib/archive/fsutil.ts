@@ -57,6 +57,12 @@ export async function renameReplacing(from: string, to: string, options: { platf
   }
 }
 
+/** Whether a failed stat, open or read says "nothing there": no such name, or a file where a folder of the path would be. */
+export function isAbsent(err: unknown): boolean {
+  const code = (err as NodeJS.ErrnoException | undefined)?.code;
+  return code === "ENOENT" || code === "ENOTDIR";
+}
+
 export async function exists(p: string): Promise<boolean> {
   try {
     await fs.lstat(p);

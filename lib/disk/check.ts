@@ -20,7 +20,6 @@ export interface DiskCheckOptions {
   utc?: boolean;
 }
 
-
 /** The disk-space node's `msg.payload`. */
 export interface DiskReport {
   kind: "disk";

@@ -3,6 +3,7 @@ import * as path from "node:path";
 import checkDiskSpace from "check-disk-space";
 import { ConfigError, messageOf } from "../errors";
 import { filesystemDifferences, probeFilesystem, type FsIdentity } from "../archive/filesystem";
+import { isAbsent } from "../archive/fsutil";
 
 export type Level = "ok" | "warn" | "critical";
 
@@ -47,7 +48,7 @@ export async function measurePath(p: string, previous?: FsIdentity): Promise<Pat
   if (!path.isAbsolute(p)) throw new ConfigError(`watched path must be absolute, got ${JSON.stringify(p)}`); // C:\backup on Windows too
   const gone = (): PathSpace => ({ path: p, mounted: false, state: "missing", reason: `${p} does not exist` });
   // Only "no such folder" is missing; a share that answers EACCES or EIO is an error, with its reason.
-  const statOf = () => fs.stat(p).catch((err: NodeJS.ErrnoException) => (err.code === "ENOENT" || err.code === "ENOTDIR" ? undefined : Promise.reject(err)));
+  const statOf = () => fs.stat(p).catch((err: unknown) => (isAbsent(err) ? undefined : Promise.reject(err)));
   try {
     const stat = await statOf();
     if (!stat) return gone();

@@ -144,12 +144,11 @@ export function catalogFigures(records: Iterable<FileRecord>, now = new Date()):
     f.bytes += r.size;
     if (r.state === "live") f.live++;
     else f.final++;
-    const extra = r as FileRecord & { verifyResult?: string };
     const copies = 1 + currentCopies(r).length;
     if (copies >= 3) f.copies.threePlus++;
     else if (copies === 2) f.copies.two++;
     else f.copies.one++;
-    if (extra.verifyResult !== undefined && extra.verifyResult !== "ok") {
+    if (r.verifyResult !== undefined && r.verifyResult !== "ok") {
       f.verifyBad++;
       if (f.verifyBadPaths.length < LIST_LIMIT) f.verifyBadPaths.push(r.path);
     }

@@ -27,7 +27,6 @@ export interface HealthTrackerOptions {
 export class HealthTracker {
   private snapshot: HealthSnapshot;
   private savedRead = false;
-  /** tasks waiting or running, this one included */
   /** records waiting or running: a burst refreshes the catalog and saves once, after the last */
   private recordsQueued = 0;
   private queue: Promise<void> = Promise.resolve();

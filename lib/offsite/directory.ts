@@ -5,7 +5,7 @@ import { randomUUID } from "node:crypto";
 import type { Readable } from "node:stream";
 import { ConfigError } from "../errors";
 import { checkName } from "../archive/paths";
-import { createOnce, exists, fsyncDir, NO_HARD_LINKS, renameReplacing } from "../archive/fsutil";
+import { createOnce, exists, fsyncDir, isAbsent, NO_HARD_LINKS, renameReplacing } from "../archive/fsutil";
 import { loadProfile } from "../archive/fs-probe";
 import { encodeName, POSIX_RULES, shortenName, type NameRules } from "../archive/names";
 import { hashFile } from "../archive/local-io";
@@ -16,9 +16,6 @@ export interface DirectoryTargetConfig {
   /** a folder on a second disk, USB stick or NAS share; never created by us */
   path: string;
 }
-
-/** The errors that mean "no object by this key": no such name, or a file where a folder of its path would be. */
-const ABSENT = new Set(["ENOENT", "ENOTDIR"]);
 
 /**
  * A folder on a disk that is plugged in now and then. Its root is never created: a missing root
@@ -66,7 +63,7 @@ export class DirectoryTarget implements Target {
 
   async head(key: string): Promise<ObjectInfo | undefined> {
     // Only "not there" is absent: a disk error must not read as a missing object.
-    const stat = await fsp.stat(this.file(key)).catch((err: NodeJS.ErrnoException) => (ABSENT.has(err.code ?? "") ? undefined : Promise.reject(wrapIo(`${this.description}/${key}`, err))));
+    const stat = await fsp.stat(this.file(key)).catch((err: NodeJS.ErrnoException) => (isAbsent(err) ? undefined : Promise.reject(wrapIo(`${this.description}/${key}`, err))));
     return stat?.isFile() ? { size: stat.size } : undefined;
   }
 
@@ -120,7 +117,7 @@ export class DirectoryTarget implements Target {
     // Only "no such file" is a missing object (as in head: no such name, or a file where a folder of
     // its path would be); a refused read or a disk error is a failure.
     const handle = await fsp.open(this.file(key), "r").catch(async (err: NodeJS.ErrnoException) => {
-      if (!ABSENT.has(err.code ?? "")) throw wrapIo(where, err);
+      if (!isAbsent(err)) throw wrapIo(where, err);
       // Without the disk's own marker the disk itself is gone (unplugged, unmounted): that loses no object.
       if (!(await exists(path.join(this.config.path, TARGET_STATE, "target.json")))) {
         throw new TargetFailed(where, `the disk is gone (no ${TARGET_STATE}/target.json any more): unplugged or unmounted?`, { retryable: true, cause: err });
